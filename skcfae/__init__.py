@@ -1,0 +1,33 @@
+"""skcfae: scikit-learn-compatible autoencoder recommenders for collaborative filtering.
+
+Importing ``skcfae`` is light: the torch models load on first access, so ``skcfae.metrics``,
+``skcfae.model_selection`` and ``skcfae.datasets`` work without importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .base import RecommenderMixin, recommend
+
+__version__ = "0.1.0.dev0"
+
+_LAZY = {
+    "EASE": "skcfae.models._ease",
+    "MultDAE": "skcfae.models._multdae",
+    "MultVAE": "skcfae.models._multvae",
+    "Popularity": "skcfae.models._popularity",
+}
+
+__all__ = sorted(["RecommenderMixin", "__version__", "recommend", *_LAZY])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'skcfae' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

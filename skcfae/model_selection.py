@@ -1,0 +1,588 @@
+"""Splitters for recommender evaluation: users, fold-in/hold-out, leave-one-out, ratings.
+
+- :class:`UserSplit` cross-validates over users (rows), for ``GridSearchCV``/``cross_validate``.
+- :func:`fold_in_split` splits each user's interactions into a fold-in part (input to the model)
+  and a hold-out part (to evaluate), as in the strong-generalization protocol of Liang et al.
+  2018 and ``papers/000_a2475424b54d3d60.txt`` §4.1.
+- :func:`strong_generalization_split` is Liang et al. 2018's whole preprocessing and split.
+- :func:`leave_one_out_split` holds out one (the latest) interaction per user (``papers/003``).
+- :func:`rating_holdout_split` holds out random stored ratings (the 90/10 protocol of
+  ``papers/002``).
+
+Every split returns CSR float32 matrices with X's shape whose entries partition X's entries,
+values kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.model_selection import KFold, ShuffleSplit
+from sklearn.model_selection._split import BaseCrossValidator
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, InvalidParameterError, validate_params
+
+from ._typing import InteractionMatrix, RandomState
+from ._validation import check_interactions
+
+__all__ = sorted(
+    [
+        "UserSplit",
+        "fold_in_split",
+        "leave_one_out_split",
+        "rating_holdout_split",
+        "strong_generalization_split",
+    ]
+)
+
+
+def _row_ids(X: sp.csr_array) -> np.ndarray:
+    return np.repeat(np.arange(X.shape[0], dtype=np.int64), np.diff(X.indptr))
+
+
+def _partition(X: sp.csr_array, test_mask: np.ndarray) -> tuple[sp.csr_array, sp.csr_array]:
+    """Split the stored entries of canonical CSR ``X`` into (entries not in mask, in mask)."""
+    out = []
+    for mask in (~test_mask, test_mask):
+        kept_before = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        indptr = kept_before[X.indptr].astype(X.indptr.dtype)
+        part = sp.csr_array(
+            (X.data[mask].astype(np.float32), X.indices[mask], indptr), shape=X.shape
+        )
+        part.has_canonical_format = True  # a sub-sequence of canonical CSR stays canonical
+        out.append(part)
+    return out[0], out[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# fold-in / hold-out
+# ---------------------------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "test_size": [Interval(Real, 0, 1, closed="neither")],
+        "min_interactions": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def fold_in_split(
+    X: InteractionMatrix,
+    *,
+    test_size: float = 0.2,
+    min_interactions: int = 5,
+    random_state: RandomState = None,
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """Split each user's interactions into fold-in and hold-out parts.
+
+    A row with at least ``min_interactions`` stored entries holds out ``int(test_size * n_u)``
+    of its ``n_u`` entries, drawn uniformly without replacement; shorter rows stay whole in
+    the fold-in part. This is ``split_train_test_proportion`` of Liang et al. 2018, used for
+    the validation and test users of the strong-generalization protocol
+    (``papers/000_a2475424b54d3d60.txt`` §4.1: 80% fold-in, 20% evaluated). Vectorised: one
+    random key per entry, ranked within its row.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Interactions; stored positive entries are interactions.
+    test_size : float, default=0.2
+        Fraction of each eligible row held out (rounded down).
+    min_interactions : int, default=5
+        Rows with fewer stored entries are not split.
+    random_state : int, RandomState instance or None, default=None
+        Controls the draw.
+
+    Returns
+    -------
+    X_fold_in : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+    X_holdout : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        Together a partition of X's entries (``X_fold_in + X_holdout == X``), values kept.
+
+    See Also
+    --------
+    strong_generalization_split, skcfae.metrics.ndcg_scorer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import fold_in_split
+    >>> X = np.array([[1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]])
+    >>> fold_in, holdout = fold_in_split(X, random_state=0)
+    >>> fold_in.sum(axis=1), holdout.sum(axis=1)
+    (array([8., 2.], dtype=float32), array([2., 0.], dtype=float32))
+    """
+    X = check_interactions(X, caller="fold_in_split")
+    rng = check_random_state(random_state)
+    counts = np.diff(X.indptr)
+    n_hold = np.where(counts >= min_interactions, np.floor(test_size * counts), 0).astype(np.int64)
+    rows = _row_ids(X)
+    keys = rng.random_sample(X.nnz)
+    order = np.argsort(rows + keys)  # entries grouped by row, random order within a row
+    rank = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)  # rank within the row
+    test_mask = np.zeros(X.nnz, dtype=bool)
+    test_mask[order[rank < np.repeat(n_hold, counts)]] = True
+    return _partition(X, test_mask)
+
+
+def _liang_fold_in_split(
+    X: sp.csr_array, draw_order: np.ndarray, test_size: float, min_interactions: int, seed: int
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """Liang et al.'s ``split_train_test_proportion``, draw for draw.
+
+    Their notebook seeds ``np.random.seed(98765)`` and, for users in ascending original id
+    (``draw_order`` gives the rows of X in that order), holds out
+    ``np.random.choice(n_u, size=int(test_prop * n_u), replace=False)`` of the user's items in
+    ascending item order. A per-user loop (a few thousand users: fast) reproduces their exact
+    split; :func:`fold_in_split` is the vectorised equivalent in distribution.
+    """
+    rng = np.random.RandomState(seed)
+    test_mask = np.zeros(X.nnz, dtype=bool)
+    for row in draw_order:
+        start, stop = X.indptr[row], X.indptr[row + 1]
+        n_u = int(stop - start)
+        if n_u >= min_interactions:
+            picked = rng.choice(n_u, size=int(test_size * n_u), replace=False)
+            test_mask[start + picked.astype(np.int64)] = True
+    return _partition(X, test_mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-validation over users
+# ---------------------------------------------------------------------------------------------
+
+
+class UserSplit(BaseCrossValidator):
+    """Cross-validation over users (rows of the interaction matrix).
+
+    Recommenders are evaluated on users they were not trained on (strong generalization,
+    ``papers/000_a2475424b54d3d60.txt`` §4.1): each split trains on some users and scores the
+    others, whose rows the scorer splits into fold-in and hold-out items.
+
+    Parameters
+    ----------
+    n_splits : int, default=5
+        Number of splits (folds when ``test_size`` is None, at least 2).
+    test_size : float, int or None, default=None
+        None: K-fold over a random permutation of the users, each user tested exactly once.
+        A float in (0, 1) or an int: ``n_splits`` independent random draws of that fraction
+        or number of test users (like :class:`sklearn.model_selection.ShuffleSplit`).
+    random_state : int, RandomState instance or None, default=None
+        Controls the permutation or the draws; pass an int for the same splits on each call.
+
+    See Also
+    --------
+    fold_in_split, skcfae.metrics.ndcg_scorer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import UserSplit
+    >>> X = np.eye(6)
+    >>> cv = UserSplit(n_splits=3, random_state=0)
+    >>> cv
+    UserSplit(n_splits=3, random_state=0, test_size=None)
+    >>> [test.tolist() for _, test in cv.split(X)]
+    [[2, 5], [1, 3], [0, 4]]
+    """
+
+    def __init__(
+        self,
+        n_splits: int = 5,
+        *,
+        test_size: float | int | None = None,
+        random_state: RandomState = None,
+    ) -> None:
+        self.n_splits = n_splits
+        self.test_size = test_size
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        n_splits, test_size = self.n_splits, self.test_size
+        lowest = 2 if test_size is None else 1
+        if isinstance(n_splits, bool) or not isinstance(n_splits, Integral) or n_splits < lowest:
+            raise InvalidParameterError(
+                f"The 'n_splits' parameter of UserSplit must be an int in the range "
+                f"[{lowest}, inf){' (K-fold with test_size=None)' if lowest == 2 else ''}. "
+                f"Got {n_splits!r} instead."
+            )
+        ok = test_size is None or (
+            not isinstance(test_size, bool)
+            and (
+                (isinstance(test_size, Integral) and test_size >= 1)
+                or (isinstance(test_size, Real) and 0 < test_size < 1)
+            )
+        )
+        if not ok:
+            raise InvalidParameterError(
+                "The 'test_size' parameter of UserSplit must be None, a float in the range "
+                f"(0, 1) or an int in the range [1, inf). Got {test_size!r} instead."
+            )
+
+    def _iter_test_indices(
+        self, X: Any = None, y: Any = None, groups: Any = None
+    ) -> Iterator[np.ndarray]:
+        self._check_params()
+        splitter: KFold | ShuffleSplit
+        if self.test_size is None:
+            splitter = KFold(self.n_splits, shuffle=True, random_state=self.random_state)
+        else:
+            splitter = ShuffleSplit(
+                self.n_splits, test_size=self.test_size, random_state=self.random_state
+            )
+        for _, test in splitter.split(X):
+            yield test
+
+    def split(
+        self, X: InteractionMatrix, y: Any = None, groups: Any = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Generate (train_users, test_users) row indices.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_users, n_items)
+        y : None
+            Ignored.
+        groups : None
+            Ignored.
+
+        Yields
+        ------
+        train : ndarray of int
+            Rows of the training users, ascending.
+        test : ndarray of int
+            Rows of the test users, ascending.
+        """
+        yield from super().split(X, y, groups)
+
+    def get_n_splits(self, X: Any = None, y: Any = None, groups: Any = None) -> int:
+        """Number of splits: ``n_splits``.
+
+        Parameters
+        ----------
+        X, y, groups : object
+            Ignored.
+
+        Returns
+        -------
+        n_splits : int
+        """
+        return int(self.n_splits)
+
+
+# ---------------------------------------------------------------------------------------------
+# Leave-one-out and rating hold-out
+# ---------------------------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "timestamps": ["array-like", "sparse matrix", None],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def leave_one_out_split(
+    X: InteractionMatrix,
+    timestamps: InteractionMatrix | None = None,
+    *,
+    random_state: RandomState = None,
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """Hold out one interaction per user: the latest one, or a random one.
+
+    The leave-one-out protocol of ``papers/003`` (NCAE, after NCF): every user with at least
+    two interactions moves one to the test part; users with a single interaction keep it in
+    the training part.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Interactions.
+    timestamps : {array-like, sparse matrix} of shape (n_users, n_items), default=None
+        Time of each interaction: a sparse matrix with X's sparsity pattern, or a dense array
+        read at X's stored entries. When given, each user's latest interaction is held out
+        (ties: the highest item index); otherwise a uniformly random one.
+    random_state : int, RandomState instance or None, default=None
+        Controls the random choice when ``timestamps`` is None.
+
+    Returns
+    -------
+    X_train : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+    X_test : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        At most one entry per row; together with X_train a partition of X's entries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> from skcfae.model_selection import leave_one_out_split
+    >>> X = sp.csr_array([[1.0, 1.0, 1.0], [0.0, 1.0, 0.0]])
+    >>> times = sp.csr_array([[30.0, 10.0, 20.0], [0.0, 5.0, 0.0]])
+    >>> train, test = leave_one_out_split(X, times)
+    >>> test.toarray()
+    array([[1., 0., 0.],
+           [0., 0., 0.]], dtype=float32)
+    """
+    X = check_interactions(X, caller="leave_one_out_split")
+    counts = np.diff(X.indptr)
+    rows = _row_ids(X)
+    eligible = np.flatnonzero(counts >= 2)
+    if timestamps is None:
+        rng = check_random_state(random_state)
+        offsets = np.floor(rng.random_sample(eligible.size) * counts[eligible]).astype(np.int64)
+        picked = X.indptr[eligible] + np.minimum(offsets, counts[eligible] - 1)
+    else:
+        ts = _timestamps_at_entries(timestamps, X)
+        order = np.lexsort((X.indices, ts, rows))  # by row, then time, then item
+        picked = order[X.indptr[eligible + 1] - 1]  # last of each row's group
+    test_mask = np.zeros(X.nnz, dtype=bool)
+    test_mask[picked] = True
+    return _partition(X, test_mask)
+
+
+def _timestamps_at_entries(timestamps: Any, X: sp.csr_array) -> np.ndarray:
+    caller = "leave_one_out_split"
+    if sp.issparse(timestamps):
+        T = check_interactions(timestamps, caller=caller, implicit=False, dtype=np.float64)
+        if T.shape != X.shape:
+            raise ValueError(f"{caller}: timestamps has shape {T.shape} but X has shape {X.shape}.")
+        if not (np.array_equal(T.indptr, X.indptr) and np.array_equal(T.indices, X.indices)):
+            raise ValueError(
+                f"{caller}: timestamps must store a time at exactly X's stored entries (same "
+                f"sparsity pattern); X stores {X.nnz} entries and timestamps {T.nnz}, not at "
+                "the same positions."
+            )
+        return np.asarray(T.data)
+    ts = np.asarray(timestamps)
+    if ts.dtype.kind == "M":
+        ts = ts.astype("datetime64[ns]").astype(np.int64)
+    if ts.dtype.kind not in "biuf":
+        raise TypeError(f"{caller} needs numeric timestamps, got dtype {ts.dtype}.")
+    if ts.shape != X.shape:
+        raise ValueError(f"{caller}: timestamps has shape {ts.shape} but X has shape {X.shape}.")
+    values = ts[_row_ids(X), X.indices].astype(np.float64)
+    if np.isnan(values).any():
+        raise ValueError(f"{caller}: timestamps has NaN at some stored entries of X.")
+    return values
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "test_size": [
+            Interval(Real, 0, 1, closed="neither"),
+            Interval(Integral, 1, None, closed="left"),
+        ],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def rating_holdout_split(
+    X: InteractionMatrix, *, test_size: float | int = 0.1, random_state: RandomState = None
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """Hold out a random subset of the stored ratings.
+
+    The 90/10 random-entries protocol of ``papers/002`` (CFN) and AutoRec: every stored entry
+    of X is an observed rating (a stored 0 included), and ``ceil(test_size * n_ratings)`` of
+    them, drawn uniformly without replacement, go to the test part.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Ratings; missing entries are unobserved.
+    test_size : float or int, default=0.1
+        Fraction (in (0, 1)) or number of ratings held out.
+    random_state : int, RandomState instance or None, default=None
+        Controls the draw.
+
+    Returns
+    -------
+    X_train : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+    X_test : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        A partition of X's stored entries, values kept.
+
+    See Also
+    --------
+    skcfae.metrics.rmse
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import rating_holdout_split
+    >>> X = np.arange(1, 21, dtype=float).reshape(4, 5)
+    >>> train, test = rating_holdout_split(X, random_state=0)
+    >>> train.nnz, test.nnz
+    (18, 2)
+    """
+    X = check_interactions(X, caller="rating_holdout_split", implicit=False)
+    if X.nnz == 0:
+        raise ValueError("rating_holdout_split: X stores no rating.")
+    if isinstance(test_size, Integral):
+        n_test = int(test_size)
+        if n_test > X.nnz:
+            raise ValueError(
+                f"rating_holdout_split: test_size={n_test} exceeds the {X.nnz} stored ratings."
+            )
+    else:
+        n_test = int(np.ceil(test_size * X.nnz))
+    rng = check_random_state(random_state)
+    test_mask = np.zeros(X.nnz, dtype=bool)
+    test_mask[rng.permutation(X.nnz)[:n_test]] = True
+    return _partition(X, test_mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Liang et al. 2018
+# ---------------------------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "n_heldout_users": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 0.5, closed="neither"),
+        ],
+        "threshold": [Real, None],
+        "min_user_count": [Interval(Integral, 0, None, closed="left")],
+        "min_item_count": [Interval(Integral, 0, None, closed="left")],
+        "test_size": [Interval(Real, 0, 1, closed="neither")],
+        "random_state": [Interval(Integral, 0, 2**32 - 1, closed="both")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def strong_generalization_split(
+    X: InteractionMatrix,
+    *,
+    n_heldout_users: int | float,
+    threshold: float | None = None,
+    min_user_count: int = 5,
+    min_item_count: int = 0,
+    test_size: float = 0.2,
+    random_state: int = 98765,
+) -> Bunch:
+    """Liang et al. 2018's preprocessing and strong-generalization split, in one call.
+
+    The protocol of ``papers/000_a2475424b54d3d60.txt`` §4.1 (and Mult-VAE's public
+    notebook), step by step:
+
+    1. Binarize: keep the entries greater than ``threshold`` (e.g. 3.5 keeps ratings >= 4) or,
+       without a threshold, every stored positive entry; set them to 1.
+    2. Filter (``filter_triplets``): drop items with fewer than ``min_item_count`` users, then
+       users with fewer than ``min_user_count`` items (one pass each, in that order).
+    3. Shuffle the kept users (ascending original row order) with
+       ``np.random.RandomState(random_state).permutation``; the first ``n - 2 h`` are training
+       users, the next ``h`` validation users and the last ``h`` test users
+       (``h = n_heldout_users``).
+    4. The catalog is the items with at least one interaction among the training users, in
+       ascending original column order; validation and test users keep only catalog items.
+    5. Split each of the validation and test sets into fold-in/hold-out with Liang et al.'s
+       ``split_train_test_proportion``: users with at least 5 items hold out
+       ``int(test_size * n_u)`` of them, the generator re-seeded with ``random_state`` before
+       each of the two sets and users drawn in ascending original row order. With rows and
+       columns of X in ascending user and item id order (as ``ratings.csv`` is sorted), this
+       reproduces their users' permutation and their hold-out draw for draw; the hold-out has
+       the distribution of :func:`fold_in_split`.
+
+    ML-20M: ``threshold=3.5, n_heldout_users=10_000``; Netflix: ``threshold=3.5,
+    n_heldout_users=40_000``; MSD: ``min_user_count=20, min_item_count=200,
+    n_heldout_users=50_000``.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Raw interactions or ratings (stored entries).
+    n_heldout_users : int or float
+        Number of validation users and of test users, or a fraction in (0, 0.5) of the kept
+        users (rounded down).
+    threshold : float or None, default=None
+        Binarization threshold (strict ``>``); None keeps every stored positive entry.
+    min_user_count : int, default=5
+        Minimum number of items of a kept user.
+    min_item_count : int, default=0
+        Minimum number of users of a kept item.
+    test_size : float, default=0.2
+        Fraction of each validation/test user's items held out.
+    random_state : int, default=98765
+        Seed of the user permutation and of both fold-in splits (Liang et al.'s 98765).
+
+    Returns
+    -------
+    split : sklearn.utils.Bunch
+        ``train``, ``valid_fold_in``, ``valid_holdout``, ``test_fold_in``, ``test_holdout``:
+        CSR float32 binary matrices over the catalog, rows in permutation order;
+        ``item_index``: original column of each catalog column; ``train_users``,
+        ``valid_users``, ``test_users``: original row of each row of those matrices.
+
+    References
+    ----------
+    Liang, Krishnan, Hoffman and Jebara. Variational Autoencoders for Collaborative
+    Filtering. WWW 2018 (https://github.com/dawenl/vae_cf, ``preprocessing``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import strong_generalization_split
+    >>> X = (np.random.RandomState(0).rand(100, 40) < 0.3).astype(float)
+    >>> s = strong_generalization_split(X, n_heldout_users=10)
+    >>> s.train.shape, s.valid_fold_in.shape, s.test_holdout.shape
+    ((80, 40), (10, 40), (10, 40))
+    """
+    caller = "strong_generalization_split"
+    if threshold is None:
+        B = check_interactions(X, caller=caller)
+    else:
+        B = check_interactions(X, caller=caller, implicit=False)
+        B.data = (B.data > threshold).astype(np.float32)
+        B.eliminate_zeros()
+    B.data[:] = 1.0
+
+    # filter_triplets: items first, then users (users with no interaction never exist there)
+    kept_items = np.arange(B.shape[1])
+    if min_item_count > 0:
+        kept_items = np.flatnonzero(np.bincount(B.indices, minlength=B.shape[1]) >= min_item_count)
+        B = sp.csr_array(B[:, kept_items])
+    user_count = np.diff(B.indptr)
+    kept_users = np.flatnonzero(user_count >= max(min_user_count, 1))
+    n_users = kept_users.size
+    if isinstance(n_heldout_users, Integral):
+        n_heldout = int(n_heldout_users)
+    else:
+        n_heldout = int(np.floor(n_heldout_users * n_users))
+    if n_heldout < 1 or n_users - 2 * n_heldout < 1:
+        raise ValueError(
+            f"{caller}: {n_users} users remain after filtering, too few for "
+            f"n_heldout_users={n_heldout_users} ({n_heldout}) validation and test users and at "
+            "least one training user; lower n_heldout_users or the minimum counts."
+        )
+
+    perm = np.random.RandomState(random_state).permutation(n_users)
+    shuffled = kept_users[perm]
+    train_users = shuffled[: n_users - 2 * n_heldout]
+    valid_users = shuffled[n_users - 2 * n_heldout : n_users - n_heldout]
+    test_users = shuffled[n_users - n_heldout :]
+
+    train_full = sp.csr_array(B[train_users])
+    catalog = np.flatnonzero(np.bincount(train_full.indices, minlength=B.shape[1]) > 0)
+
+    def restrict(rows: np.ndarray) -> sp.csr_array:
+        M = sp.csr_array(B[rows][:, catalog], dtype=np.float32)
+        M.sort_indices()
+        return M
+
+    out = Bunch(train=restrict(train_users))
+    for name, users in (("valid", valid_users), ("test", test_users)):
+        M = restrict(users)
+        draw_order = np.argsort(users, kind="stable")  # Liang groups users by original id
+        fold_in, holdout = _liang_fold_in_split(M, draw_order, test_size, 5, random_state)
+        out[f"{name}_fold_in"], out[f"{name}_holdout"] = fold_in, holdout
+    out.item_index = kept_items[catalog]
+    out.train_users, out.valid_users, out.test_users = train_users, valid_users, test_users
+    return out

@@ -1,0 +1,56 @@
+"""Losses, written for sparse targets so that no dense (batch x items) target is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._engine import Batch
+
+__all__ = ["gaussian_kl", "multinomial_nll"]
+
+
+class _MultinomialNLL(torch.autograd.Function):
+    """``-mean_u Σ_i x_ui log softmax(z_u)_i`` with a hand-written, fused backward.
+
+    Forward keeps ``log softmax`` (one fused pass); backward is
+    ``(softmax(z_u) · Σ_i x_ui - x_u) / b``: one exp, one in-place scaling and a sparse
+    subtraction, instead of autograd's chain through logsumexp (several full passes over the
+    batch x items logits: the bottleneck after the GEMMs).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, logits: Tensor, row_of: Tensor, cols: Tensor, vals: Tensor
+    ) -> Tensor:
+        logp = torch.log_softmax(logits, dim=1)
+        b = logits.shape[0]
+        picked = torch.zeros(b, dtype=logits.dtype, device=logits.device)
+        picked.index_add_(0, row_of, logp[row_of, cols] * vals)
+        ctx.save_for_backward(logp, row_of, cols, vals)
+        return -picked.sum() / b
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        logp, row_of, cols, vals = ctx.saved_tensors
+        b = logp.shape[0]
+        totals = torch.zeros(b, dtype=logp.dtype, device=logp.device).index_add_(0, row_of, vals)
+        scale = grad / b
+        out = torch.exp(logp).mul_((totals * scale)[:, None])
+        out.index_put_((row_of, cols), -vals * scale, accumulate=True)
+        return out, None, None, None
+
+
+def multinomial_nll(logits: Tensor, target: Batch) -> Tensor:
+    """Mean over users of ``-Σ_i x_ui log softmax(logits_u)_i`` (Liang et al. 2018, Eq. 2).
+
+    ``x`` stays sparse: only its stored entries are gathered from the log-probabilities.
+    """
+    return _MultinomialNLL.apply(logits, target.row_of, target.cols, target.vals)
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """Mean over users of KL(N(mu, exp(logvar)) || N(0, I))."""
+    return (0.5 * (torch.exp(logvar) + mu * mu - 1.0 - logvar)).sum(dim=1).mean()

@@ -1,0 +1,157 @@
+"""The shared torch engine: batching, losses, training loop, devices, pickling."""
+
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from skcfae import MultDAE, MultVAE
+from skcfae.exceptions import DeviceWarning
+from skcfae.nn import SparseRows, TrainState, resolve_device, train
+from skcfae.nn._losses import gaussian_kl, multinomial_nll
+from skcfae.nn._modules import MultiLayerAE, SparseLinear, l2_normalize_rows
+
+
+def _random_csr(n_rows=30, n_cols=12, density=0.3, seed=0):
+    X = sp.random(n_rows, n_cols, density=density, format="csr", random_state=seed, dtype=np.float32)
+    return sp.csr_array(X)
+
+
+def test_batch_gathers_rows_like_scipy():
+    X = _random_csr()
+    rows = torch.tensor([5, 0, 29, 5, 17])
+    batch = SparseRows(X, torch.device("cpu")).batch(rows)
+    np.testing.assert_array_equal(batch.dense().numpy(), X[rows.numpy()].toarray())
+    np.testing.assert_allclose(batch.row_sums().numpy(), X[rows.numpy()].sum(axis=1), rtol=1e-6)
+
+
+def test_sparse_linear_equals_dense_matmul():
+    X = _random_csr()
+    batch = SparseRows(X, torch.device("cpu")).batch(torch.arange(30))
+    layer = SparseLinear(12, 4, torch.Generator().manual_seed(0))
+    expected = batch.dense() @ layer.weight + layer.bias
+    torch.testing.assert_close(layer(batch), expected)
+
+
+def test_multinomial_nll_equals_dense_reference():
+    X = _random_csr()
+    batch = SparseRows(X, torch.device("cpu")).batch(torch.arange(30))
+    logits = torch.randn(30, 12, generator=torch.Generator().manual_seed(1))
+    expected = -(torch.log_softmax(logits, 1) * batch.dense()).sum(1).mean()
+    torch.testing.assert_close(multinomial_nll(logits, batch), expected)
+
+
+def test_gaussian_kl_zero_at_prior():
+    assert float(gaussian_kl(torch.zeros(3, 2), torch.zeros(3, 2))) == 0.0
+    assert float(gaussian_kl(torch.ones(3, 2), torch.zeros(3, 2))) == pytest.approx(1.0)
+
+
+def test_l2_normalize_rows():
+    X = _random_csr()
+    batch = l2_normalize_rows(SparseRows(X, torch.device("cpu")).batch(torch.arange(30)))
+    norms = batch.dense().norm(dim=1)
+    nonempty = torch.from_numpy(np.diff(X.indptr) > 0)
+    torch.testing.assert_close(norms[nonempty], torch.ones(int(nonempty.sum())))
+
+
+@pytest.mark.parametrize("variational", [False, True])
+def test_one_step_changes_every_parameter(variational):
+    X = (_random_csr(64, 20, 0.3) > 0).astype(np.float32)
+    module = MultiLayerAE(
+        20, (8,), 4, variational=variational, dropout=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+
+    def loss(m, batch, state: TrainState):
+        logits, mu, logvar = m(batch, state.generator)
+        return multinomial_nll(logits, batch) + 0.1 * gaussian_kl(mu, logvar)
+
+    train(module, sp.csr_array(X), loss=loss, epochs=1, batch_size=64, learning_rate=1e-2,
+          device=torch.device("cpu"), seed=0)
+    for name, param in module.named_parameters():
+        assert not torch.equal(before[name], param.detach()), name
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="'device' parameter"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda:0")
+        with pytest.raises(ValueError, match="no CUDA device"):
+            MultDAE(epochs=1, device="cuda").fit(np.eye(5))
+
+
+def test_history_validation_and_best_epoch(planted):
+    X_train, fold_in, holdout = planted
+    model = MultDAE(n_components=16, epochs=6, batch_size=100, random_state=0, device="cpu")
+    model.fit(X_train, X_valid=(fold_in, holdout))
+    assert [h["epoch"] for h in model.history_] == list(range(1, 7))
+    assert {"train_loss", "valid_ndcg", "dur"} <= set(model.history_[0])
+    best = int(np.argmax([h["valid_ndcg"] for h in model.history_])) + 1
+    assert model.best_epoch_ == best
+    # the kept weights are those of the best epoch: rescoring gives its validation NDCG
+    assert model.score(fold_in + holdout) >= 0.0
+
+
+def test_early_stopping_stops(planted):
+    X_train, _, _ = planted
+    model = MultDAE(
+        n_components=8, epochs=200, learning_rate=0.5, early_stopping=True,
+        n_iter_no_change=2, batch_size=100, random_state=0, device="cpu",
+    ).fit(X_train)
+    assert len(model.history_) < 200
+    assert len(model.history_) - model.best_epoch_ == 2
+
+
+def test_validation_errors(planted):
+    X_train, fold_in, holdout = planted
+    with pytest.raises(ValueError, match="fold_in, holdout"):
+        MultDAE(epochs=1).fit(X_train, X_valid=(fold_in,))
+    with pytest.raises(ValueError, match="features"):
+        MultDAE(epochs=1).fit(X_train, X_valid=fold_in[:, :5])
+    with pytest.raises(ValueError, match="no validation user"):
+        MultDAE(epochs=1).fit(X_train, X_valid=(fold_in, holdout * 0))
+
+
+def test_verbose_two_prints_a_line_per_epoch(planted, capsys):
+    MultDAE(n_components=4, epochs=3, verbose=2, random_state=0, device="cpu").fit(planted[0])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert len(lines) == 3 and "train_loss" in lines[0]
+
+
+def test_model_from_missing_gpu_loads_on_cpu(planted):
+    X_train, fold_in, _ = planted
+    model = MultVAE(n_components=4, hidden_layer_sizes=(8,), epochs=1, random_state=0, device="cpu")
+    model.fit(X_train)
+    expected = model.decision_function(fold_in)
+    model.device_ = torch.device("cuda:7")  # as if trained on a GPU absent here
+    blob = pickle.dumps(model)
+    with pytest.warns(DeviceWarning, match="loaded on the CPU"):
+        again = pickle.loads(blob)
+    assert again.device_ == torch.device("cpu")
+    np.testing.assert_array_equal(again.decision_function(fold_in), expected)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_model_loads_in_cpu_only_process(planted, tmp_path):
+    X_train, fold_in, _ = planted
+    model = MultDAE(n_components=8, epochs=2, random_state=0, device="cuda").fit(X_train)
+    path = tmp_path / "m.pkl"
+    path.write_bytes(pickle.dumps((model, fold_in, model.decision_function(fold_in))))
+    code = (
+        "import pickle, sys, warnings, numpy as np; warnings.simplefilter('ignore');"
+        f"m, X, s = pickle.loads(open({str(path)!r}, 'rb').read());"
+        "np.testing.assert_allclose(m.decision_function(X), s, rtol=1e-4, atol=1e-4);"
+        "print(m.device_)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"CUDA_VISIBLE_DEVICES": "", "PATH": ""}, check=True)
+    assert out.stdout.strip() == "cpu"
