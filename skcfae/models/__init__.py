@@ -4,5 +4,15 @@ from ._ease import EASE
 from ._multdae import MultDAE
 from ._multvae import MultVAE
 from ._popularity import Popularity
+from ._swdae import FCDAE, SparseWideDAE, matching_width, weight_diagnostics
 
-__all__ = ["EASE", "MultDAE", "MultVAE", "Popularity"]
+__all__ = [
+    "EASE",
+    "FCDAE",
+    "MultDAE",
+    "MultVAE",
+    "Popularity",
+    "SparseWideDAE",
+    "matching_width",
+    "weight_diagnostics",
+]

@@ -64,6 +64,21 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     def _epoch_hooks(self) -> tuple[Any, ...]:
         return ()
 
+    def _prepare(self, X_train: sp.csr_array, seed: int) -> None:
+        """Data-dependent set-up before the module is built (e.g. learning a structure)."""
+
+    def _second_stage(self, module: nn.Module) -> nn.Module | None:
+        """A module to train further after the first training (e.g. after pruning), or None."""
+        return None
+
+    def _second_stage_epochs(self) -> int:
+        return int(self.epochs)
+
+    @property
+    def n_parameters_(self) -> int:
+        """Number of trainable parameters of the fitted network."""
+        return int(sum(p.numel() for p in self.module_.parameters() if p.requires_grad))
+
     # -- fit --------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: InteractionMatrix, y: Any = None, *, X_valid: Any = None) -> NeuralRecommender:
@@ -94,28 +109,47 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         X_train, valid = self._validation_split(X, X_valid, rng)
         self._steps_per_epoch = -(-X_train.shape[0] // self.batch_size)
         seed = int(rng.randint(np.iinfo(np.int32).max))
+        self._prepare(X_train, seed)
         module = self._build_module(torch.Generator().manual_seed(seed))
         valid_fn = None if valid is None else self._make_valid_fn(*valid)
-        self.history_ = train(
-            module,
-            X_train,
-            loss=self._loss,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            optimizer=self._optimizer,
-            weight_decay=self._weight_decay(),
-            device=self.device_,
-            seed=seed,
-            valid_fn=valid_fn,
-            n_iter_no_change=self.n_iter_no_change,
-            epoch_hooks=self._epoch_hooks(),
-            verbose=self.verbose,
-            desc=type(self).__name__,
-        )
+
+        def run(module: nn.Module, epochs: int) -> list[dict[str, Any]]:
+            return train(
+                module,
+                X_train,
+                loss=self._loss,
+                epochs=epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                optimizer=self._optimizer,
+                weight_decay=self._weight_decay(),
+                device=self.device_,
+                seed=seed,
+                valid_fn=valid_fn,
+                n_iter_no_change=self.n_iter_no_change,
+                epoch_hooks=self._epoch_hooks(),
+                verbose=self.verbose,
+                desc=type(self).__name__,
+            )
+
+        self._n_fit_users = X_train.shape[0]
+        history = run(module, self.epochs)
+        last_phase = history
+        second = self._second_stage(module)
+        if second is not None:
+            last_phase = run(second, self._second_stage_epochs())
+            for record in history:
+                record["phase"] = "dense"
+            for record in last_phase:
+                record["phase"] = "retrain"
+                record["epoch"] += len(history)
+            history = history + last_phase
+            module = second
+        self.history_ = history
         self.module_ = module
         if valid is not None:
-            self.best_epoch_ = int(np.nanargmax([h["valid_ndcg"] for h in self.history_])) + 1
+            best = int(np.nanargmax([h["valid_ndcg"] for h in last_phase]))
+            self.best_epoch_ = last_phase[best]["epoch"]
         return self
 
     def _check_params_vs_input(self, X: sp.csr_array) -> None:

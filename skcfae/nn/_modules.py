@@ -11,6 +11,7 @@ from ._engine import Batch
 
 __all__ = [
     "MultiLayerAE",
+    "WideAE",
     "SparseLinear",
     "dropout",
     "dropout_values",
@@ -141,3 +142,53 @@ class MultiLayerAE(nn.Module):
         return self.decode(z), mu, logvar
 
 
+class WideAE(nn.Module):
+    """The Sw-dae / Fc-dae network (papers/000_a2475424b54d3d60.txt §3.3 Eq. 4, §3.4 Eq. 6-7).
+
+    ``encoders[0]`` reads the sparse batch (a :class:`SparseLinear` for a fully connected
+    layer, a :class:`~skcfae.nn._sparse.SparseEncoder` for a learned structure), the other
+    encoders and all decoders read dense activations. Sigmoid between layers, input dropout on
+    the stored entries (the corruption), dropout on the innermost code, linear output logits.
+    """
+
+    def __init__(
+        self,
+        encoders: list[nn.Module],
+        decoders: list[nn.Module],
+        *,
+        dropout: float,
+        hidden_dropout: float,
+        activation: str = "sigmoid",
+    ) -> None:
+        super().__init__()
+        self.encoders = nn.ModuleList(encoders)
+        self.decoders = nn.ModuleList(decoders)
+        self.dropout = dropout
+        self.hidden_dropout = hidden_dropout
+        self.activation = activation
+
+    def encode(self, batch: Batch, generator: torch.Generator | None = None) -> Tensor:
+        """The innermost code h = f(x̃) (no hidden dropout)."""
+        if self.training and generator is not None:
+            batch = dropout_values(batch, self.dropout, generator)
+        act = _ACTIVATIONS[self.activation]
+        h = act(self.encoders[0](batch))
+        for layer in self.encoders[1:]:
+            h = act(layer(h))
+        return h
+
+    def decode(self, h: Tensor) -> Tensor:
+        act = _ACTIVATIONS[self.activation]
+        for layer in self.decoders[:-1]:
+            h = act(layer(h))
+        return self.decoders[-1](h)
+
+    def forward(
+        self, batch: Batch, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Output logits and the innermost code."""
+        h = self.encode(batch, generator)
+        code = h
+        if self.training and generator is not None:
+            h = dropout(h, self.hidden_dropout, generator)
+        return self.decode(h), code

@@ -1,0 +1,202 @@
+"""Layers with a fixed sparse connectivity: cost and memory scale with the connections, not
+with n_items x n_hidden (the Sw-dae layers of papers/000_a2475424b54d3d60.txt §3.2-3.3).
+
+A connectivity ``pattern`` is an (n_items, n_hidden) scipy CSR matrix whose stored entries are
+the connections; each layer learns one value per connection.
+
+- :class:`SparseEncoder` maps a sparse user batch to the hidden layer. Both the input and the
+  weight are sparse, so the product is a scatter over (input entry, connection) pairs: cost
+  ``nnz(batch) x connections per item``.
+- :class:`SparseDecoder` maps the dense hidden layer to one logit per item. Item-major, it is
+  an ``embedding_bag`` over each item's connections (forward); the gradient of the hidden
+  layer is an ``embedding_bag`` over each neuron's items (the transposed, CSC order); the
+  gradient of the connection values is a sampled dense-dense product (SDDMM,
+  ``torch.sparse.sampled_addmm``). All three run on CPU and CUDA.
+
+Designs measured against each other in ``benchmarks/sparse_layer.py`` (results in
+``benchmarks/results/sparse_layer.md``): torch CSR ``sparse.mm`` (MKL on CPU; fast forward, but
+its transposed product for the backward pass runs at a third of the speed of the
+embedding-bag form) and a gather over the R neighbours of each item (a b x n_items x R
+intermediate, 50x slower). The embedding-bag form is kept on every device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._engine import Batch
+
+__all__ = ["SparseDecoder", "SparseEncoder", "pattern_init_bound"]
+
+
+def pattern_init_bound(pattern: sp.csr_array) -> float:
+    """Xavier-uniform bound for a sparse layer: ``sqrt(6 / (fan_in + fan_out))`` with the
+    *average* numbers of connections per item and per neuron as the fans (for a dense layer
+    these are n_hidden and n_items, i.e. plain Xavier)."""
+    n_items, n_hidden = pattern.shape
+    per_item = pattern.nnz / max(n_items, 1)
+    per_neuron = pattern.nnz / max(n_hidden, 1)
+    return float(np.sqrt(6.0 / max(per_item + per_neuron, 1e-12)))
+
+
+class _Pattern(nn.Module):
+    """Index buffers of a connectivity pattern in CSR (item-major) and CSC (neuron-major)."""
+
+    def __init__(self, pattern: sp.csr_array | sp.csr_matrix) -> None:
+        super().__init__()
+        csr = sp.csr_array(pattern)
+        csr.sum_duplicates()
+        csr.sort_indices()
+        self.n_items, self.n_hidden = csr.shape
+        indptr = torch.from_numpy(csr.indptr.astype(np.int64))
+        cols = torch.from_numpy(csr.indices.astype(np.int64))
+        # position of every connection in neuron-major order (stable: items stay ascending)
+        perm = torch.argsort(cols, stable=True)
+        item_of = torch.repeat_interleave(torch.arange(self.n_items), torch.diff(indptr))
+        counts = torch.bincount(cols, minlength=self.n_hidden)
+        self.register_buffer("indptr", indptr, persistent=False)
+        self.register_buffer("cols", cols, persistent=False)
+        self.register_buffer("item_offsets", indptr[:-1].clone(), persistent=False)
+        self.register_buffer("perm", perm, persistent=False)
+        self.register_buffer("csc_items", item_of[perm], persistent=False)
+        self.register_buffer("csc_offsets", torch.cumsum(counts, 0) - counts, persistent=False)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.cols.shape[0])
+
+    def csr_tensor(self, values: Tensor) -> Tensor:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            return torch.sparse_csr_tensor(
+                self.indptr, self.cols, values, (self.n_items, self.n_hidden)
+            )
+
+
+def _init_values(pattern: sp.csr_array, generator: torch.Generator) -> Tensor:
+    bound = pattern_init_bound(pattern)
+    values = torch.empty(sp.csr_array(pattern).nnz)
+    return values.uniform_(-bound, bound, generator=generator)
+
+
+class SparseEncoder(nn.Module):
+    """``h = x W + b`` for a sparse batch ``x`` and a sparse (n_items, n_hidden) weight ``W``.
+
+    Parameters
+    ----------
+    pattern : sparse matrix of shape (n_items, n_hidden)
+        The connections: stored entries of ``W``.
+    generator : torch.Generator
+        Seeds the Xavier-style initialisation (see :func:`pattern_init_bound`).
+    values : Tensor, optional
+        Initial connection values in the CSR order of ``pattern`` (e.g. surviving weights
+        after pruning); default random.
+    """
+
+    def __init__(
+        self,
+        pattern: sp.csr_array,
+        generator: torch.Generator,
+        values: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.pattern = _Pattern(pattern)
+        init = _init_values(pattern, generator) if values is None else values.clone()
+        self.values = nn.Parameter(init)
+        self.bias = nn.Parameter(torch.empty(self.pattern.n_hidden))
+        nn.init.normal_(self.bias, 0.0, 0.001, generator=generator)
+
+    def forward(self, batch: Batch) -> Tensor:
+        p = self.pattern
+        starts = p.indptr[batch.cols]
+        counts = p.indptr[batch.cols + 1] - starts
+        total = int(counts.sum())
+        entry = torch.repeat_interleave(
+            torch.arange(len(batch.cols), device=starts.device), counts, output_size=total
+        )
+        offsets = torch.cumsum(counts, 0) - counts
+        conn = torch.arange(total, device=starts.device) + (starts - offsets)[entry]
+        target = batch.row_of[entry] * p.n_hidden + p.cols[conn]
+        flat = torch.zeros(batch.size * p.n_hidden, dtype=self.values.dtype, device=starts.device)
+        flat = flat.index_add(0, target, batch.vals[entry] * self.values[conn])
+        return flat.view(batch.size, p.n_hidden) + self.bias
+
+    def weight_matrix(self) -> sp.csr_array:
+        """The weight as a scipy CSR matrix (n_items, n_hidden), on the CPU."""
+        return _to_scipy(self.pattern, self.values)
+
+
+class _DecoderProduct(torch.autograd.Function):
+    """``Y = H Wᵀ`` for dense H (b, n_hidden) and the sparse W (n_items, n_hidden)."""
+
+    @staticmethod
+    def forward(ctx: Any, h: Tensor, values: Tensor, p: _Pattern) -> Tensor:  # type: ignore[override]
+        # item-major: row i of Yᵀ sums the rows of Hᵀ of item i's neurons
+        yt = F.embedding_bag(
+            p.cols, h.t().contiguous(), p.item_offsets, mode="sum", per_sample_weights=values
+        )
+        ctx.save_for_backward(h, values)
+        ctx.pattern = p
+        return yt.t()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        h, values = ctx.saved_tensors
+        p: _Pattern = ctx.pattern
+        gt = grad.t().contiguous()  # (n_items, b)
+        grad_h = grad_values = None
+        if ctx.needs_input_grad[0]:
+            # neuron-major: row k of (dL/dH)ᵀ sums the rows of Gᵀ of neuron k's items
+            grad_h = F.embedding_bag(
+                p.csc_items, gt, p.csc_offsets, mode="sum", per_sample_weights=values[p.perm]
+            ).t()
+        if ctx.needs_input_grad[1]:
+            mask = p.csr_tensor(torch.zeros_like(values))
+            grad_values = torch.sparse.sampled_addmm(mask, gt, h, beta=0.0).values()
+        return grad_h, grad_values, None
+
+
+class SparseDecoder(nn.Module):
+    """``logits = h Wᵀ + b`` for a dense hidden batch ``h`` and a sparse (n_items, n_hidden)
+    weight ``W``; the output is a dense (b, n_items) tensor of logits.
+
+    Parameters are as in :class:`SparseEncoder`.
+    """
+
+    def __init__(
+        self,
+        pattern: sp.csr_array,
+        generator: torch.Generator,
+        values: Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        self.pattern = _Pattern(pattern)
+        init = _init_values(pattern, generator) if values is None else values.clone()
+        self.values = nn.Parameter(init)
+        self.bias = nn.Parameter(torch.empty(self.pattern.n_items))
+        nn.init.normal_(self.bias, 0.0, 0.001, generator=generator)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return _DecoderProduct.apply(h, self.values, self.pattern) + self.bias
+
+    def weight_matrix(self) -> sp.csr_array:
+        """The weight as a scipy CSR matrix (n_items, n_hidden), on the CPU."""
+        return _to_scipy(self.pattern, self.values)
+
+
+def _to_scipy(p: _Pattern, values: Tensor) -> sp.csr_array:
+    return sp.csr_array(
+        (
+            values.detach().cpu().numpy(),
+            p.cols.cpu().numpy(),
+            p.indptr.cpu().numpy(),
+        ),
+        shape=(p.n_items, p.n_hidden),
+    )

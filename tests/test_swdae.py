@@ -1,0 +1,208 @@
+"""Sw-dae, Fc-dae and relatives: sparse layers against dense references, the estimators."""
+
+import pickle
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import clone
+
+from skcfae.datasets import make_interactions
+from skcfae.models import FCDAE, SparseWideDAE, matching_width, weight_diagnostics
+from skcfae.nn import SparseRows
+from skcfae.nn._sparse import SparseDecoder, SparseEncoder
+
+FAST = dict(epochs=40, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
+
+
+def _pattern(n_items=13, n_hidden=7, density=0.4, seed=0):
+    return sp.csr_array(
+        (sp.random(n_items, n_hidden, density=density, random_state=seed) > 0).astype(np.float32)
+    )
+
+
+def _dense(layer, pattern):
+    W = torch.zeros(pattern.shape)
+    rows, cols = pattern.nonzero()
+    W[torch.from_numpy(rows), torch.from_numpy(cols)] = layer.values
+    return W
+
+
+def test_sparse_encoder_equals_masked_dense():
+    pattern = _pattern()
+    X = sp.csr_array(sp.random(6, 13, density=0.4, random_state=1, dtype=np.float32))
+    batch = SparseRows(X, torch.device("cpu")).batch(torch.tensor([3, 0, 5, 1]))
+    layer = SparseEncoder(pattern, torch.Generator().manual_seed(0))
+    out = layer(batch)
+    ref = batch.dense() @ _dense(layer, pattern) + layer.bias
+    torch.testing.assert_close(out, ref)
+    G = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+    got = torch.autograd.grad((out * G).sum(), [layer.values, layer.bias])
+    want = torch.autograd.grad((ref * G).sum(), [layer.values, layer.bias])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+def test_sparse_decoder_equals_masked_dense():
+    pattern = _pattern(seed=3)
+    layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
+    H = torch.randn(5, 7, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    out = layer(H)
+    ref = H @ _dense(layer, pattern).T + layer.bias
+    torch.testing.assert_close(out, ref)
+    G = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+    got = torch.autograd.grad((out * G).sum(), [H, layer.values, layer.bias])
+    want = torch.autograd.grad((ref * G).sum(), [H, layer.values, layer.bias])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+def test_sparse_layer_memory_scales_with_connections():
+    """The parameters are the connections: n_items x R, not n_items x K."""
+    n_items, K, R = 2000, 500, 5
+    rng = np.random.RandomState(0)
+    cols = np.sort(np.stack([rng.choice(K, R, replace=False) for _ in range(n_items)]), axis=1)
+    pattern = sp.csr_array(
+        (np.ones(n_items * R, np.float32), cols.ravel(), np.arange(0, n_items * R + 1, R)),
+        shape=(n_items, K),
+    )
+    layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
+    assert layer.values.numel() == n_items * R
+    assert all(b.numel() <= n_items * R + n_items + K + 1 for b in layer.buffers())
+
+
+@pytest.fixture(scope="module")
+def grouped():
+    """Planted data carrying its planted groups, as an ItemGrouper would pass them on."""
+    X, item_groups, _ = make_interactions(
+        n_users=600, n_items=150, n_groups=15, density=0.06, noise=0.05,
+        popularity_exponent=0.7, random_state=0, return_groups=True,
+    )
+
+    class Carrying(sp.csr_array):
+        pass
+
+    train = Carrying(X[:500])
+    train.membership = item_groups
+    return train, item_groups, X[500:]
+
+
+def test_membership_from_x_becomes_the_connectivity(grouped):
+    train, item_groups, _ = grouped
+    model = SparseWideDAE(epochs=1, random_state=0, device="cpu").fit(train)
+    assert model.grouper_ is None
+    assert (model.membership_ != item_groups).nnz == 0
+    n_items, K = item_groups.shape
+    # encoder + decoder connections + biases
+    assert model.n_parameters_ == 2 * item_groups.nnz + K + n_items
+
+
+def test_swdae_learns_and_pickles(grouped):
+    from skcfae import Popularity
+    from skcfae.metrics import ndcg_at_k
+    from skcfae.model_selection import fold_in_split
+
+    train, _, test = grouped
+    fold_in, holdout = fold_in_split(test, random_state=0)
+    model = SparseWideDAE(**{**FAST, "epochs": 60}).fit(train)
+    masked = model.decision_function(fold_in) - 1e9 * fold_in.toarray()
+    pop = Popularity().fit(train).decision_function(fold_in) - 1e9 * fold_in.toarray()
+    assert ndcg_at_k(holdout, masked, k=20) > ndcg_at_k(holdout, pop, k=20) + 0.05
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.decision_function(fold_in), model.decision_function(fold_in))
+    a = clone(model).fit(train).decision_function(fold_in)
+    np.testing.assert_array_equal(a, model.decision_function(fold_in))
+
+
+@pytest.mark.parametrize("loss", ["multinomial", "logistic"])
+def test_both_likelihoods_train(grouped, loss):
+    train, _, _ = grouped
+    model = SparseWideDAE(loss=loss, **{**FAST, "epochs": 5}).fit(train)
+    losses = [h["train_loss"] for h in model.history_]
+    assert losses[-1] < losses[0]
+
+
+def test_membership_item_count_checked(grouped):
+    train, _, _ = grouped
+    bad = type(train)(train[:, :100])
+    bad.membership = train.membership
+    with pytest.raises(ValueError, match="membership carried by X has 150 items"):
+        SparseWideDAE(epochs=1).fit(bad)
+
+
+def test_fcdae_prune_keeps_fraction_and_retrains(grouped):
+    train, _, test = grouped
+    model = FCDAE(K=10, prune=0.9, prune_epochs=3, **{**FAST, "epochs": 3}).fit(train)
+    n_items = train.shape[1]
+    for pattern in (model.encoder_pattern_, model.decoder_pattern_):
+        assert pattern.shape == (n_items, 10)
+        assert abs(pattern.nnz - 0.1 * n_items * 10) <= 2
+    assert [h["phase"] for h in model.history_] == ["dense"] * 3 + ["retrain"] * 3
+    assert model.n_parameters_ == model.encoder_pattern_.nnz + model.decoder_pattern_.nnz + 10 + n_items
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.decision_function(test), model.decision_function(test))
+
+
+def test_fcdae_prune_starts_from_trained_weights(grouped):
+    """Right after pruning, the kept connections hold the dense network's trained values."""
+    train, _, _ = grouped
+    dense = FCDAE(K=10, **{**FAST, "epochs": 3}).fit(train)
+    pruned = FCDAE(K=10, prune=0.5, **{**FAST, "epochs": 3})
+    pruned._prepare(train, 0)
+    pruned.n_items_in_ = train.shape[1]
+    sparse = pruned._second_stage(dense.module_)
+    W = dense.module_.encoders[0].weight.detach()
+    rows, cols = pruned.encoder_pattern_.nonzero()
+    np.testing.assert_array_equal(
+        sparse.encoders[0].values.detach().numpy(), W[rows, cols].numpy()
+    )
+    kept = np.abs(W[rows, cols].numpy())
+    assert kept.min() >= np.median(np.abs(W.numpy())) - 1e-7
+
+
+def test_fcdae_l1_shrinks_activations(grouped):
+    train, _, test = grouped
+    plain = FCDAE(K=10, **FAST).fit(train)
+    sparse = FCDAE(K=10, l1_activation=0.5, **FAST).fit(train)
+    from skcfae.nn import SparseRows as Rows
+
+    batch = Rows(test, torch.device("cpu")).batch(torch.arange(test.shape[0]))
+    with torch.no_grad():
+        h_plain = plain.module_.encode(batch).abs().mean()
+        h_sparse = sparse.module_.encode(batch).abs().mean()
+    assert h_sparse < 0.5 * h_plain
+
+
+def test_diagnostics_recorded_per_epoch(grouped):
+    train, _, _ = grouped
+    model = SparseWideDAE(record_diagnostics=True, **{**FAST, "epochs": 2}).fit(train)
+    for record in model.history_:
+        for key in ("spectral_norm_enc0", "stable_rank_dec0", "generalization_bound"):
+            assert np.isfinite(record[key]) and record[key] > 0
+
+
+def test_weight_diagnostics_hand_computed():
+    W = np.diag([3.0, 1.0, 1.0])
+    sigma, srank = weight_diagnostics(W)
+    assert sigma == pytest.approx(3.0)
+    assert srank == pytest.approx(11.0 / 9.0)
+    big = sp.random(600, 500, density=0.01, random_state=0, format="csr")
+    sigma_sparse, srank_sparse = weight_diagnostics(big)
+    assert sigma_sparse == pytest.approx(np.linalg.norm(big.toarray(), 2), rel=1e-3)
+    assert 1.0 <= srank_sparse <= 500
+
+
+def test_matching_width_equal_parameters():
+    n_items = 3000
+    target = 1202 * n_items + 361_600  # the paper's Mult-VAE [I-600-200-600-I]
+    K = matching_width(n_items, target)
+    R = round(0.1 * K)
+    n_params = 2 * n_items * R + K + n_items
+    assert abs(n_params - target) / target < 0.01
+
+
+def test_k_larger_than_items_is_a_clear_error():
+    X = make_interactions(100, 30, n_groups=3, random_state=0)
+    with pytest.raises(ValueError, match="k-means cannot place more centroids than items"):
+        SparseWideDAE(K=31, epochs=1).fit(X)
