@@ -82,7 +82,9 @@ def fit_model(name: str, split, seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["ml-100k", "ml-latest-small", "lastfm-2k", "ml-1m"])
+    parser.add_argument(
+        "--data", nargs="+", default=["ml-100k", "ml-latest-small", "lastfm-2k", "ml-1m"]
+    )
     parser.add_argument("--models", nargs="+", default=["Popularity", "EASE", "MultDAE", "MultVAE"])
     parser.add_argument("--seed", type=int, default=0, help="model seed (the split seed is 98765)")
     args = parser.parse_args()
@@ -110,9 +112,12 @@ def main() -> None:
             row.update(chosen, fit_seconds=fit_s)
             results.setdefault(data, {"split": info, "models": {}})["split"] = info
             results[data]["models"][name] = row
-            print(f"{name:<11} NDCG@100 {row['ndcg@100']:.3f}±{row['ndcg@100_se']:.3f} "
-                  f"R@20 {row['recall@20']:.3f} R@50 {row['recall@50']:.3f} "
-                  f"fit {fit_s:.1f}s {chosen}", flush=True)
+            print(
+                f"{name:<11} NDCG@100 {row['ndcg@100']:.3f}±{row['ndcg@100_se']:.3f} "
+                f"R@20 {row['recall@20']:.3f} R@50 {row['recall@50']:.3f} "
+                f"fit {fit_s:.1f}s {chosen}",
+                flush=True,
+            )
             path.write_text(json.dumps(results, indent=2) + "\n")
     write_markdown(results)
 
@@ -133,7 +138,8 @@ def write_markdown(results) -> None:
             lines.append(
                 f"| {name} | {r['ndcg@100']:.3f} ± {r['ndcg@100_se']:.3f} | "
                 f"{r['recall@20']:.3f} ± {r['recall@20_se']:.3f} | "
-                f"{r['recall@50']:.3f} ± {r['recall@50_se']:.3f} | {r['fit_seconds']:.1f} | {chosen} |"
+                f"{r['recall@50']:.3f} ± {r['recall@50_se']:.3f} | {r['fit_seconds']:.1f} | "
+                f"{chosen} |"
             )
         lines.append("")
     (RESULTS / "accuracy.md").write_text("\n".join(lines))

@@ -57,8 +57,12 @@ def dense_reference_seconds(X, n_batches: int, seed: int = 0) -> float:
     """Seconds per batch of a textbook dense implementation (dense batch, log_softmax, Adam)."""
     n_items = X.shape[1]
     g = torch.Generator().manual_seed(seed)
-    enc = torch.nn.Sequential(torch.nn.Linear(n_items, 600), torch.nn.Tanh(), torch.nn.Linear(600, 400))
-    dec = torch.nn.Sequential(torch.nn.Linear(200, 600), torch.nn.Tanh(), torch.nn.Linear(600, n_items))
+    enc = torch.nn.Sequential(
+        torch.nn.Linear(n_items, 600), torch.nn.Tanh(), torch.nn.Linear(600, 400)
+    )
+    dec = torch.nn.Sequential(
+        torch.nn.Linear(200, 600), torch.nn.Tanh(), torch.nn.Linear(600, n_items)
+    )
     params = [*enc.parameters(), *dec.parameters()]
     opt = torch.optim.Adam(params, lr=1e-3)
     times = []
@@ -117,7 +121,10 @@ def main() -> None:
     model.fit(X)
     fit_s = time.perf_counter() - tic
     epoch_s = model.history_[0]["dur"]
-    print(f"Mult-VAE epoch: {epoch_s:.1f}s (fit {fit_s:.1f}s) = {epoch_s / floor:.2f}x floor", flush=True)
+    print(
+        f"Mult-VAE epoch: {epoch_s:.1f}s (fit {fit_s:.1f}s) = {epoch_s / floor:.2f}x floor",
+        flush=True,
+    )
     dense_batch = dense_reference_seconds(X, n_batches=min(6, n_batches))
     dense_epoch = dense_batch * n_batches
     print(f"dense reference: {dense_epoch:.1f}s per epoch = {dense_epoch / floor:.2f}x floor")
@@ -128,12 +135,19 @@ def main() -> None:
         Path(xp).write_bytes(pickle.dumps(X[:10_000]))
         rec = recommend_in_subprocess(mp, xp, 10_000)
     dense_scores_mb = 10_000 * X.shape[1] * 4 / 2**20
-    print(f"recommend top-100 for 10,000 users: {rec['seconds']:.1f}s, "
-          f"+{rec['peak_mb_over_loaded']:.0f} MB (a dense score matrix would be {dense_scores_mb:.0f} MB)")
+    print(
+        f"recommend top-100 for 10,000 users: {rec['seconds']:.1f}s, "
+        f"+{rec['peak_mb_over_loaded']:.0f} MB "
+        f"(a dense score matrix would be {dense_scores_mb:.0f} MB)"
+    )
 
     result = {
-        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform(),
-                    "torch": torch.__version__, "device": args.device},
+        "machine": {
+            "cpu_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+            "torch": torch.__version__,
+            "device": args.device,
+        },
         "data": {"shape": list(X.shape), "nnz": int(X.nnz), "generate_seconds": gen_s},
         "epoch_seconds": epoch_s,
         "fit_seconds": fit_s,

@@ -19,8 +19,10 @@ from skcfae.model_selection import strong_generalization_split
 def main() -> None:
     X = make_interactions(n_users=6000, n_items=1500, n_groups=40, density=0.02, random_state=0)
     split = strong_generalization_split(X, n_heldout_users=500)
-    print(f"data: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions; "
-          f"train {split.train.shape[0]} users, 500 validation + 500 test users")
+    print(
+        f"data: {X.shape[0]} users x {X.shape[1]} items, {X.nnz} interactions; "
+        f"train {split.train.shape[0]} users, 500 validation + 500 test users"
+    )
     valid = (split.valid_fold_in, split.valid_holdout)
     models = {
         "Popularity": Popularity(),
@@ -36,8 +38,10 @@ def main() -> None:
         elapsed = time.perf_counter() - tic
         scores = model.decision_function(split.test_fold_in)
         scores[split.test_fold_in.nonzero()] = -np.inf
-        row = [f(split.test_holdout, scores, k=k) for f, k in
-               ((ndcg_at_k, 100), (recall_at_k, 20), (recall_at_k, 50))]
+        row = [
+            f(split.test_holdout, scores, k=k)
+            for f, k in ((ndcg_at_k, 100), (recall_at_k, 20), (recall_at_k, 50))
+        ]
         print(f"{name:<11} {row[0]:9.3f} {row[1]:10.3f} {row[2]:10.3f} {elapsed:7.1f}")
 
 

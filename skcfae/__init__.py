@@ -9,15 +9,19 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import RecommenderMixin, recommend
+from .base import RecommenderMixin as RecommenderMixin
+from .base import recommend as recommend
 
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "EASE": "skcfae.models._ease",
+    "FCDAE": "skcfae.models._swdae",
+    "ItemGrouper": "skcfae.grouping",
     "MultDAE": "skcfae.models._multdae",
     "MultVAE": "skcfae.models._multvae",
     "Popularity": "skcfae.models._popularity",
+    "SparseWideDAE": "skcfae.models._swdae",
 }
 
 __all__ = sorted(["RecommenderMixin", "__version__", "recommend", *_LAZY])

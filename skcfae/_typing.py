@@ -1,12 +1,10 @@
 """Type aliases used in public signatures."""
 
-from typing import Union
-
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-InteractionMatrix = Union[sp.spmatrix, sp.sparray, npt.ArrayLike]
+InteractionMatrix = sp.spmatrix | sp.sparray | npt.ArrayLike
 """Anything :func:`check_interactions` accepts: scipy sparse or array-like, (n_users, n_items)."""
 
-RandomState = Union[int, np.random.RandomState, None]
+RandomState = int | np.random.RandomState | None

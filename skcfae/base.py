@@ -77,7 +77,9 @@ class RecommenderMixin:
             Higher is better. Dense by nature: prefer :meth:`recommend` for many users.
         """
         check_is_fitted(self)
-        X = self._validate_interactions(X, reset=False, caller=f"{type(self).__name__}.decision_function")
+        X = self._validate_interactions(
+            X, reset=False, caller=f"{type(self).__name__}.decision_function"
+        )
         step = self._batch_users()
         parts = [
             np.asarray(self._decision_function_batch(X[i : i + step]), dtype=np.float32)

@@ -6,6 +6,7 @@
   2018 and ``papers/000_a2475424b54d3d60.txt`` §4.1.
 - :func:`strong_generalization_split` is Liang et al. 2018's whole preprocessing and split.
 - :func:`leave_one_out_split` holds out one (the latest) interaction per user (``papers/003``).
+- :func:`cold_start_users` selects evaluation users by fold-in activity (``papers/000`` §5.8).
 - :func:`rating_holdout_split` holds out random stored ratings (the 90/10 protocol of
   ``papers/002``).
 
@@ -32,6 +33,7 @@ from ._validation import check_interactions
 __all__ = sorted(
     [
         "UserSplit",
+        "cold_start_users",
         "fold_in_split",
         "leave_one_out_split",
         "rating_holdout_split",
@@ -345,6 +347,53 @@ def leave_one_out_split(
     test_mask = np.zeros(X.nnz, dtype=bool)
     test_mask[picked] = True
     return _partition(X, test_mask)
+
+
+@validate_params(
+    {
+        "X_fold_in": ["array-like", "sparse matrix"],
+        "max_interactions": [Interval(Integral, 0, None, closed="left")],
+        "min_interactions": [Interval(Integral, 0, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def cold_start_users(
+    X_fold_in: InteractionMatrix, *, max_interactions: int, min_interactions: int = 1
+) -> np.ndarray:
+    """Rows of the fold-in matrix whose users are cold: few fold-in interactions.
+
+    The cold-start protocol of ``papers/000_a2475424b54d3d60.txt`` §5.8 (Table 7): test users
+    are sampled and split 80/20 as usual, then only the users whose activity (number of
+    fold-in interactions) lies in ``[min_interactions, max_interactions]`` are evaluated.
+
+    Parameters
+    ----------
+    X_fold_in : {array-like, sparse matrix} of shape (n_users, n_items)
+        The fold-in part of the test users.
+    max_interactions : int
+        Largest fold-in activity of a cold user.
+    min_interactions : int, default=1
+        Smallest fold-in activity kept (users with nothing to fold in cannot be scored by an
+        autoencoder beyond popularity).
+
+    Returns
+    -------
+    rows : ndarray of int64
+        Ascending row indices; evaluate with ``X_fold_in[rows]`` and ``X_holdout[rows]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import cold_start_users
+    >>> X = np.array([[1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 0, 0]])
+    >>> cold_start_users(X, max_interactions=2)
+    array([0, 2])
+    """
+    X = check_interactions(X_fold_in, caller="cold_start_users")
+    activity = np.diff(X.indptr)
+    return np.flatnonzero((activity >= min_interactions) & (activity <= max_interactions)).astype(
+        np.int64
+    )
 
 
 def _timestamps_at_entries(timestamps: Any, X: sp.csr_array) -> np.ndarray:

@@ -1,6 +1,5 @@
 """scikit-learn's estimator checks over every recommender."""
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skcfae import EASE, MultDAE, MultVAE, Popularity

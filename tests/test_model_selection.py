@@ -267,3 +267,18 @@ def test_strong_generalization_split_errors():
         strong_generalization_split(_ratings(n_users=20), n_heldout_users=10)
     with pytest.raises(InvalidParameterError, match="n_heldout_users"):
         strong_generalization_split(_ratings(), n_heldout_users=0.7)
+
+
+@given(
+    st.integers(1, 30).flatmap(lambda n: st.lists(st.integers(0, 8), min_size=n, max_size=n)),
+    st.integers(0, 8),
+)
+def test_cold_start_users_select_by_fold_in_activity(counts, max_interactions):
+    from skcfae.model_selection import cold_start_users
+
+    X = np.zeros((len(counts), 8), dtype=np.float32)
+    for row, c in enumerate(counts):
+        X[row, :c] = 1.0
+    rows = cold_start_users(X, max_interactions=max_interactions)
+    expected = [r for r, c in enumerate(counts) if 1 <= c <= max_interactions]
+    assert rows.tolist() == expected

@@ -17,7 +17,9 @@ from skcfae.nn._modules import MultiLayerAE, SparseLinear, l2_normalize_rows
 
 
 def _random_csr(n_rows=30, n_cols=12, density=0.3, seed=0):
-    X = sp.random(n_rows, n_cols, density=density, format="csr", random_state=seed, dtype=np.float32)
+    X = sp.random(
+        n_rows, n_cols, density=density, format="csr", random_state=seed, dtype=np.float32
+    )
     return sp.csr_array(X)
 
 
@@ -62,7 +64,12 @@ def test_l2_normalize_rows():
 def test_one_step_changes_every_parameter(variational):
     X = (_random_csr(64, 20, 0.3) > 0).astype(np.float32)
     module = MultiLayerAE(
-        20, (8,), 4, variational=variational, dropout=0.5, generator=torch.Generator().manual_seed(0)
+        20,
+        (8,),
+        4,
+        variational=variational,
+        dropout=0.5,
+        generator=torch.Generator().manual_seed(0),
     )
     before = {k: v.detach().clone() for k, v in module.named_parameters()}
 
@@ -70,8 +77,16 @@ def test_one_step_changes_every_parameter(variational):
         logits, mu, logvar = m(batch, state.generator)
         return multinomial_nll(logits, batch) + 0.1 * gaussian_kl(mu, logvar)
 
-    train(module, sp.csr_array(X), loss=loss, epochs=1, batch_size=64, learning_rate=1e-2,
-          device=torch.device("cpu"), seed=0)
+    train(
+        module,
+        sp.csr_array(X),
+        loss=loss,
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-2,
+        device=torch.device("cpu"),
+        seed=0,
+    )
     for name, param in module.named_parameters():
         assert not torch.equal(before[name], param.detach()), name
 
@@ -103,8 +118,14 @@ def test_history_validation_and_best_epoch(planted):
 def test_early_stopping_stops(planted):
     X_train, _, _ = planted
     model = MultDAE(
-        n_components=8, epochs=200, learning_rate=0.5, early_stopping=True,
-        n_iter_no_change=2, batch_size=100, random_state=0, device="cpu",
+        n_components=8,
+        epochs=200,
+        learning_rate=0.5,
+        early_stopping=True,
+        n_iter_no_change=2,
+        batch_size=100,
+        random_state=0,
+        device="cpu",
     ).fit(X_train)
     assert len(model.history_) < 200
     assert len(model.history_) - model.best_epoch_ == 2
@@ -152,6 +173,27 @@ def test_gpu_model_loads_in_cpu_only_process(planted, tmp_path):
         "np.testing.assert_allclose(m.decision_function(X), s, rtol=1e-4, atol=1e-4);"
         "print(m.device_)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={"CUDA_VISIBLE_DEVICES": "", "PATH": ""}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"CUDA_VISIBLE_DEVICES": "", "PATH": ""},
+        check=True,
+    )
     assert out.stdout.strip() == "cpu"
+
+
+def _fit_and_count_threads(X):
+    MultDAE(n_components=4, epochs=1, random_state=0, device="cpu").fit(X)
+    return torch.get_num_threads()
+
+
+def test_joblib_workers_do_not_oversubscribe(planted):
+    """Under joblib's process backend (what n_jobs uses in GridSearchCV) each worker's torch
+    gets cpu_count // n_jobs threads, and training does not raise it."""
+    import os
+
+    from joblib import Parallel, delayed
+
+    threads = Parallel(n_jobs=2)(delayed(_fit_and_count_threads)(planted[0]) for _ in range(2))
+    assert all(t <= max(1, (os.cpu_count() or 2) // 2) for t in threads), threads

@@ -43,7 +43,9 @@ def test_known_answer_on_planted_groups(fitted, planted):
 
 def test_batch_equals_one_by_one(fitted, planted):
     _, fold_in, _ = planted
-    fitted = clone(fitted).set_params(**({"batch_size": 7} if "batch_size" in fitted.get_params() else {}))
+    fitted = clone(fitted).set_params(
+        **({"batch_size": 7} if "batch_size" in fitted.get_params() else {})
+    )
     fitted.fit(planted[0])
     together = fitted.decision_function(fold_in[:20])
     alone = np.vstack([fitted.decision_function(fold_in[i : i + 1]) for i in range(20)])
@@ -90,7 +92,9 @@ def test_wrong_item_count(fitted):
 def test_pickle_round_trip(fitted, planted):
     _, fold_in, _ = planted
     again = pickle.loads(pickle.dumps(fitted))
-    np.testing.assert_array_equal(again.decision_function(fold_in), fitted.decision_function(fold_in))
+    np.testing.assert_array_equal(
+        again.decision_function(fold_in), fitted.decision_function(fold_in)
+    )
 
 
 def test_same_random_state_same_model(fitted, planted):

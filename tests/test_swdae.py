@@ -40,7 +40,7 @@ def test_sparse_encoder_equals_masked_dense():
     G = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
     got = torch.autograd.grad((out * G).sum(), [layer.values, layer.bias])
     want = torch.autograd.grad((ref * G).sum(), [layer.values, layer.bias])
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -54,7 +54,7 @@ def test_sparse_decoder_equals_masked_dense():
     G = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
     got = torch.autograd.grad((out * G).sum(), [H, layer.values, layer.bias])
     want = torch.autograd.grad((ref * G).sum(), [H, layer.values, layer.bias])
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         torch.testing.assert_close(a, b)
 
 
@@ -76,8 +76,14 @@ def test_sparse_layer_memory_scales_with_connections():
 def grouped():
     """Planted data carrying its planted groups, as an ItemGrouper would pass them on."""
     X, item_groups, _ = make_interactions(
-        n_users=600, n_items=150, n_groups=15, density=0.06, noise=0.05,
-        popularity_exponent=0.7, random_state=0, return_groups=True,
+        n_users=600,
+        n_items=150,
+        n_groups=15,
+        density=0.06,
+        noise=0.05,
+        popularity_exponent=0.7,
+        random_state=0,
+        return_groups=True,
     )
 
     class Carrying(sp.csr_array):
@@ -110,7 +116,9 @@ def test_swdae_learns_and_pickles(grouped):
     pop = Popularity().fit(train).decision_function(fold_in) - 1e9 * fold_in.toarray()
     assert ndcg_at_k(holdout, masked, k=20) > ndcg_at_k(holdout, pop, k=20) + 0.05
     again = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(again.decision_function(fold_in), model.decision_function(fold_in))
+    np.testing.assert_array_equal(
+        again.decision_function(fold_in), model.decision_function(fold_in)
+    )
     a = clone(model).fit(train).decision_function(fold_in)
     np.testing.assert_array_equal(a, model.decision_function(fold_in))
 
@@ -139,7 +147,10 @@ def test_fcdae_prune_keeps_fraction_and_retrains(grouped):
         assert pattern.shape == (n_items, 10)
         assert abs(pattern.nnz - 0.1 * n_items * 10) <= 2
     assert [h["phase"] for h in model.history_] == ["dense"] * 3 + ["retrain"] * 3
-    assert model.n_parameters_ == model.encoder_pattern_.nnz + model.decoder_pattern_.nnz + 10 + n_items
+    assert (
+        model.n_parameters_
+        == model.encoder_pattern_.nnz + model.decoder_pattern_.nnz + 10 + n_items
+    )
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.decision_function(test), model.decision_function(test))
 
@@ -154,9 +165,7 @@ def test_fcdae_prune_starts_from_trained_weights(grouped):
     sparse = pruned._second_stage(dense.module_)
     W = dense.module_.encoders[0].weight.detach()
     rows, cols = pruned.encoder_pattern_.nonzero()
-    np.testing.assert_array_equal(
-        sparse.encoders[0].values.detach().numpy(), W[rows, cols].numpy()
-    )
+    np.testing.assert_array_equal(sparse.encoders[0].values.detach().numpy(), W[rows, cols].numpy())
     kept = np.abs(W[rows, cols].numpy())
     assert kept.min() >= np.median(np.abs(W.numpy())) - 1e-7
 
@@ -195,7 +204,7 @@ def test_weight_diagnostics_hand_computed():
 
 def test_matching_width_equal_parameters():
     n_items = 3000
-    target = 1202 * n_items + 361_600  # the paper's Mult-VAE [I-600-200-600-I]
+    target = 1201 * n_items + 361_600  # the paper's Mult-VAE [I-600-200-600-I]
     K = matching_width(n_items, target)
     R = round(0.1 * K)
     n_params = 2 * n_items * R + K + n_items

@@ -164,7 +164,9 @@ class MultVAE(NeuralRecommender):
     def _beta(self, step: int) -> float:
         total = self.total_anneal_steps
         if total == "auto":
-            total = max(1.0, 0.8 * self.epochs * self._steps_per_epoch / max(self.anneal_cap, 1e-12))
+            total = max(
+                1.0, 0.8 * self.epochs * self._steps_per_epoch / max(self.anneal_cap, 1e-12)
+            )
         return min(self.anneal_cap, step / total)
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:

@@ -17,7 +17,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from torch import Tensor, nn
 
-from .._compat import Interval, StrOptions, _fit_context
+from .._compat import Interval, _fit_context
 from .._typing import InteractionMatrix
 from ..base import RecommenderMixin, _topk_masked
 from ..nn import Batch, SparseRows, TrainState, load_module, module_to_bytes, resolve_device, train
@@ -52,7 +52,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     def _build_module(self, generator: torch.Generator) -> nn.Module:  # pragma: no cover
         raise NotImplementedError
 
-    def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:  # pragma: no cover
+    def _loss(
+        self, module: nn.Module, batch: Batch, state: TrainState
+    ) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
     def _scores(self, module: nn.Module, batch: Batch) -> Tensor:  # pragma: no cover
@@ -224,7 +226,11 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         device = next(module.parameters()).device
         rows = SparseRows(X, device)
         with torch.no_grad():
-            return self._scores(module, rows.batch(torch.arange(X.shape[0], device=device))).cpu().numpy()
+            return (
+                self._scores(module, rows.batch(torch.arange(X.shape[0], device=device)))
+                .cpu()
+                .numpy()
+            )
 
     def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:
         self.module_.eval()
@@ -248,4 +254,3 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "module_")
-

@@ -16,7 +16,7 @@ from .._compat import Interval, StrOptions
 from .._typing import InteractionMatrix
 from ..nn import Batch, TrainState
 from ..nn._losses import multinomial_nll
-from ..nn._modules import SparseLinear, WideAE, init_linear
+from ..nn._modules import SparseLinear, WideAE, dense_linear
 from ..nn._sparse import SparseDecoder, SparseEncoder
 from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
 
@@ -52,9 +52,7 @@ def weight_diagnostics(W: Any) -> tuple[float, float]:
     return sigma, (fro2 / sigma**2 if sigma > 0 else 0.0)
 
 
-def matching_width(
-    n_items: int, n_parameters: int, *, density: float = 0.1, depth: int = 1
-) -> int:
+def matching_width(n_items: int, n_parameters: int, *, density: float = 0.1, depth: int = 1) -> int:
     """Width K of a Sw-dae with ``n_parameters`` parameters: the Sw-dae-p of Table 2.
 
     ``papers/000_a2475424b54d3d60.txt`` §5.2 and Table 2 compare Mult-VAE with a Sw-dae of the
@@ -64,14 +62,14 @@ def matching_width(
     to ``n_parameters`` (at least 1). Pair it with ``R = round(density · K)``.
 
     Get the target from a fitted model: ``MultVAE(...).fit(X).n_parameters_``, or for the
-    paper's [m-600-200-600-m] Mult-VAE ``1202·m + 361,600`` (its encoder outputs a mean and
+    paper's [m-600-200-600-m] Mult-VAE ``1201·m + 361,600`` (its encoder outputs a mean and
     a log-variance).
 
     Examples
     --------
     >>> from skcfae.models import matching_width
     >>> matching_width(20108, 24_193_000)          # ML-20M, Table 2: Sw-dae-p has K ~ 6000
-    6011
+    6009
     """
     if depth != 1:
         raise ValueError("matching_width supports one hidden layer (depth=1) only.")
@@ -90,9 +88,7 @@ class _WideDAE(NeuralRecommender):
 
     def _build_module(self, generator: torch.Generator) -> nn.Module:
         encoders, decoders = self._layers(generator)
-        return WideAE(
-            encoders, decoders, dropout=self.dropout, hidden_dropout=self.hidden_dropout
-        )
+        return WideAE(encoders, decoders, dropout=self.dropout, hidden_dropout=self.hidden_dropout)
 
     def _weight_decay(self) -> float:
         return 2.0 * self.l2_reg
@@ -106,9 +102,10 @@ class _WideDAE(NeuralRecommender):
         if self.loss == "multinomial":
             value = multinomial_nll(logits, batch)
         else:  # Bernoulli likelihood of Eq. 4: sigmoid outputs, summed over items
-            value = F.binary_cross_entropy_with_logits(
-                logits, batch.dense(), reduction="sum"
-            ) / batch.size
+            value = (
+                F.binary_cross_entropy_with_logits(logits, batch.dense(), reduction="sum")
+                / batch.size
+            )
         if self._l1() > 0:
             value = value + self._l1() * code.abs().sum(dim=1).mean()
         return value
@@ -166,7 +163,32 @@ def _diagnostics(module: nn.Module, n_users: int) -> dict[str, float]:
     return rec
 
 
-_WIDE_DOC_PARAMS = """
+class SparseWideDAE(_WideDAE):
+    """Sparse and wide denoising autoencoder (Sw-dae) with a learned item-group structure.
+
+    ``papers/000_a2475424b54d3d60.txt`` §3.2-3.3 and §4.3: one hidden layer of K neurons, one
+    per overlapping item group; item i is connected (in the encoder and, transposed, in the
+    decoder) to exactly the R groups it belongs to; untied weights; sigmoid hidden units
+    ``h = σ(W x̃ + b)`` (Eq. 4); input dropout 0.6 as the corruption and dropout 0.2 on the
+    hidden layer; Adam 1e-3, batch 500, 100 epochs. The groups come from the
+    :class:`~skcfae.ItemGrouper` before it in a Pipeline, or, used alone, from an
+    ``ItemGrouper(K, R, F, method)`` fitted on the training users. Items are read as a binary
+    history; scores are the decoder outputs before the output softmax/sigmoid.
+
+    The layers are truly sparse (:mod:`skcfae.nn._sparse`): memory and time scale with
+    ``n_items x R``, not ``n_items x K``.
+
+    Parameters
+    ----------
+    K : int, default=1000
+        Number of item groups = hidden neurons (ignored after an ItemGrouper).
+    R : int or None, default=None
+        Groups per item; None means K / 10 rounded half up, at least 1 (the paper's 10%
+        density, §4.3).
+    F : int, default=50
+        Dimension of the spectral item embedding.
+    method : {"laplacian", "svd"}, default="laplacian"
+        Algorithm 1 or 2 of the paper.
     dropout : float, default=0.6
         Input dropout probability on the stored entries (the corruption C(x̃|x), §4.3).
     hidden_dropout : float, default=0.2
@@ -191,35 +213,6 @@ _WIDE_DOC_PARAMS = """
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
-"""
-
-
-class SparseWideDAE(_WideDAE):
-    """Sparse and wide denoising autoencoder (Sw-dae) with a learned item-group structure.
-
-    ``papers/000_a2475424b54d3d60.txt`` §3.2-3.3 and §4.3: one hidden layer of K neurons, one
-    per overlapping item group; item i is connected (in the encoder and, transposed, in the
-    decoder) to exactly the R groups it belongs to; untied weights; sigmoid hidden units
-    ``h = σ(W x̃ + b)`` (Eq. 4); input dropout 0.6 as the corruption and dropout 0.2 on the
-    hidden layer; Adam 1e-3, batch 500, 100 epochs. The groups come from the
-    :class:`~skcfae.ItemGrouper` before it in a Pipeline, or, used alone, from an
-    ``ItemGrouper(K, R, F, method)`` fitted on the training users. Items are read as a binary
-    history; scores are the decoder outputs before the output softmax/sigmoid.
-
-    The layers are truly sparse (:mod:`skcfae.nn._sparse`): memory and time scale with
-    ``n_items x R``, not ``n_items x K``.
-
-    Parameters
-    ----------
-    K : int, default=1000
-        Number of item groups = hidden neurons (ignored after an ItemGrouper).
-    R : int or None, default=None
-        Groups per item; None means ``round(0.1 K)`` (the paper's 10% density).
-    F : int, default=50
-        Dimension of the spectral item embedding.
-    method : {"laplacian", "svd"}, default="laplacian"
-        Algorithm 1 or 2 of the paper.
-    """ + _WIDE_DOC_PARAMS + """
     Attributes
     ----------
     membership_ : scipy.sparse.csr_array of shape (n_items, K)
@@ -303,9 +296,7 @@ class SparseWideDAE(_WideDAE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def fit(
-        self, X: InteractionMatrix, y: Any = None, *, X_valid: Any = None
-    ) -> SparseWideDAE:
+    def fit(self, X: InteractionMatrix, y: Any = None, *, X_valid: Any = None) -> SparseWideDAE:
         """Learn the groups (unless X carries them) and train the network.
 
         Parameters
@@ -384,7 +375,30 @@ class FCDAE(_WideDAE):
         Fraction of weights removed after the dense training (Fc-prune); None: no pruning.
     prune_epochs : int or None, default=None
         Retraining epochs after pruning; None means ``epochs``.
-    """ + _WIDE_DOC_PARAMS + """
+    dropout : float, default=0.6
+        Input dropout probability on the stored entries (the corruption C(x̃|x), §4.3).
+    hidden_dropout : float, default=0.2
+        Dropout probability on the hidden layer during training (§4.3).
+    loss : {"multinomial", "logistic"}, default="multinomial"
+        Output likelihood. "logistic" is the literal Eq. 4-5 (sigmoid outputs, Bernoulli
+        log-likelihood over all items); "multinomial" is a softmax over items, as §4 ("the
+        output at the decoder before the softmax") and the Mult-DAE it is compared with.
+        Measured on ml-1m validation users, see Notes.
+    l2_reg : float, default=0.0
+        L2 penalty ``l2_reg * Σ ||W||²`` on the weights.
+    record_diagnostics : bool, default=False
+        Add to every epoch of ``history_`` the spectral norm and stable rank of each weight
+        matrix and the generalization-bound quantity of §5.5 (Figure 4).
+    epochs : int, default=100
+    batch_size : int, default=500
+    learning_rate : float, default=1e-3
+        Adam's learning rate (§4.3).
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int or None, default=20
+    device : str, default="auto"
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
     Attributes
     ----------
     encoder_pattern_, decoder_pattern_ : scipy.sparse.csr_array or None
@@ -460,8 +474,7 @@ class FCDAE(_WideDAE):
 
     def _layers(self, generator: torch.Generator) -> tuple[list[nn.Module], list[nn.Module]]:
         if self.encoder_pattern_ is None:
-            decoder = nn.Linear(self.K, self.n_items_in_)
-            init_linear(decoder.weight, decoder.bias, generator)
+            decoder = dense_linear(self.K, self.n_items_in_, generator)
             return [SparseLinear(self.n_items_in_, self.K, generator)], [decoder]
         enc_values, dec_values = self._pruned_values or (None, None)
         return (

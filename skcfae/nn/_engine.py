@@ -57,7 +57,9 @@ class Batch:
     def row_of(self) -> Tensor:
         """Batch row of each stored entry, shape (nnz,)."""
         return torch.repeat_interleave(
-            torch.arange(self.size, device=self.cols.device), self.counts, output_size=len(self.cols)
+            torch.arange(self.size, device=self.cols.device),
+            self.counts,
+            output_size=len(self.cols),
         )
 
     def with_values(self, vals: Tensor) -> Batch:
@@ -141,9 +143,12 @@ def make_optimizer(
     and SGD use torch's fused kernels on CPU and CUDA (one pass over each parameter: 4x
     faster than the default for-each Adam on a 20k-item decoder).
     """
-    params = [p for p in module.parameters() if p.requires_grad]
-    weights = [p for p in params if p.ndim >= 2]
-    others = [p for p in params if p.ndim < 2]
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    # weight matrices, dense (2-D) or sparse (the connection values of skcfae.nn._sparse)
+    is_weight = [p.ndim >= 2 or n.endswith("values") for n, p in named]
+    weights = [p for p, w in zip(params, is_weight, strict=True) if w]
+    others = [p for p, w in zip(params, is_weight, strict=True) if not w]
     groups = [{"params": weights, "weight_decay": weight_decay}, {"params": others}]
     groups = [g for g in groups if g["params"]]
     device = params[0].device.type if params else "cpu"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -13,6 +12,7 @@ __all__ = [
     "MultiLayerAE",
     "WideAE",
     "SparseLinear",
+    "dense_linear",
     "dropout",
     "dropout_values",
     "init_linear",
@@ -70,8 +70,10 @@ class SparseLinear(nn.Module):
         return out + self.bias
 
 
-def _dense_linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
-    layer = nn.Linear(n_in, n_out)
+def dense_linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """``nn.Linear`` initialised from ``generator`` only (its default init, which draws from
+    torch's global generator, is skipped)."""
+    layer = nn.utils.skip_init(nn.Linear, n_in, n_out)
     init_linear(layer.weight, layer.bias, generator)
     return layer
 
@@ -103,10 +105,10 @@ class MultiLayerAE(nn.Module):
         dec_dims = [n_components, *hidden[::-1], n_items]
         self.input_layer = SparseLinear(enc_dims[0], enc_dims[1], generator)
         self.encoder = nn.ModuleList(
-            _dense_linear(a, b, generator) for a, b in zip(enc_dims[1:-1], enc_dims[2:])
+            dense_linear(a, b, generator) for a, b in zip(enc_dims[1:-1], enc_dims[2:], strict=True)
         )
         self.decoder = nn.ModuleList(
-            _dense_linear(a, b, generator) for a, b in zip(dec_dims[:-1], dec_dims[1:])
+            dense_linear(a, b, generator) for a, b in zip(dec_dims[:-1], dec_dims[1:], strict=True)
         )
         self.n_components = n_components
 

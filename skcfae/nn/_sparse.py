@@ -49,6 +49,13 @@ def pattern_init_bound(pattern: sp.csr_array) -> float:
 class _Pattern(nn.Module):
     """Index buffers of a connectivity pattern in CSR (item-major) and CSC (neuron-major)."""
 
+    indptr: Tensor
+    cols: Tensor
+    item_offsets: Tensor
+    perm: Tensor
+    csc_items: Tensor
+    csc_offsets: Tensor
+
     def __init__(self, pattern: sp.csr_array | sp.csr_matrix) -> None:
         super().__init__()
         csr = sp.csr_array(pattern)
