@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skcfae import EASE, MultDAE, MultVAE, Popularity
+from skcfae import EASE, FCDAE, ItemGrouper, MultDAE, MultVAE, Popularity, SparseWideDAE
 
 TINY = dict(epochs=2, batch_size=16, n_iter_no_change=None, random_state=0, device="cpu")
 ESTIMATORS = [
@@ -10,6 +10,8 @@ ESTIMATORS = [
     EASE(lam=10.0),
     MultDAE(n_components=8, **TINY),
     MultVAE(n_components=4, hidden_layer_sizes=(8,), **TINY),
+    SparseWideDAE(K=2, R=1, F=2, **TINY),
+    FCDAE(K=4, **TINY),
 ]
 
 # Checks that cannot apply to a recommender, each with its reason.

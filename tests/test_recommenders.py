@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 
-from skcfae import EASE, MultDAE, MultVAE, Popularity, recommend
+from skcfae import EASE, FCDAE, MultDAE, MultVAE, Popularity, SparseWideDAE, recommend
 from skcfae.metrics import ndcg_at_k
 
 FAST = dict(epochs=30, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
@@ -16,6 +16,8 @@ RECOMMENDERS = [
     EASE(lam=20.0),
     MultDAE(n_components=32, **FAST),
     MultVAE(n_components=16, hidden_layer_sizes=(64,), total_anneal_steps=200, **FAST),
+    SparseWideDAE(K=60, R=6, F=15, **FAST),
+    FCDAE(K=30, **FAST),
 ]
 IDS = [type(e).__name__ for e in RECOMMENDERS]
 

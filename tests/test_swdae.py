@@ -44,10 +44,11 @@ def test_sparse_encoder_equals_masked_dense():
         torch.testing.assert_close(a, b)
 
 
-def test_sparse_decoder_equals_masked_dense():
+@pytest.mark.parametrize("n_users", [5, 300])  # 300: several user slices in the backward
+def test_sparse_decoder_equals_masked_dense(n_users):
     pattern = _pattern(seed=3)
     layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
-    H = torch.randn(5, 7, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    H = torch.randn(n_users, 7, generator=torch.Generator().manual_seed(1), requires_grad=True)
     out = layer(H)
     ref = H @ _dense(layer, pattern).T + layer.bias
     torch.testing.assert_close(out, ref)
@@ -215,3 +216,53 @@ def test_k_larger_than_items_is_a_clear_error():
     X = make_interactions(100, 30, n_groups=3, random_state=0)
     with pytest.raises(ValueError, match="k-means cannot place more centroids than items"):
         SparseWideDAE(K=31, epochs=1).fit(X)
+
+
+def test_pipeline_grid_search_over_K_and_R_in_parallel():
+    """The design card: Pipeline(ItemGrouper, SparseWideDAE) tuned by GridSearchCV over the
+    grouper's K and R with UserSplit and ndcg_scorer, n_jobs=2."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    from skcfae import ItemGrouper, recommend
+    from skcfae.metrics import ndcg_scorer
+    from skcfae.model_selection import UserSplit
+
+    X = make_interactions(
+        n_users=400, n_items=120, n_groups=12, density=0.06, noise=0.05, random_state=1
+    )
+    pipe = Pipeline(
+        [
+            ("group", ItemGrouper(K=20, F=10, random_state=0)),
+            (
+                "dae",
+                SparseWideDAE(
+                    epochs=5, batch_size=100, learning_rate=1e-2, device="cpu", random_state=0
+                ),
+            ),
+        ]
+    )
+    search = GridSearchCV(
+        pipe,
+        {"group__K": [20, 40], "group__R": [2, 4]},
+        cv=UserSplit(n_splits=2, random_state=0),
+        scoring=ndcg_scorer(k=20),
+        n_jobs=2,
+    ).fit(X)
+    assert set(search.cv_results_["param_group__K"]) == {20, 40}
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    best = search.best_estimator_
+    K, R = search.best_params_["group__K"], search.best_params_["group__R"]
+    assert best[-1].membership_.shape == (120, K)
+    assert np.all(np.diff(best[-1].membership_.indptr) == R)
+    top = recommend(best, X[:7], n=5)
+    assert top.shape == (7, 5)
+    np.testing.assert_array_equal(top, best[-1].recommend(X[:7], n=5))
+
+
+def test_standalone_builds_its_own_groups():
+    X = make_interactions(n_users=300, n_items=80, n_groups=8, random_state=0)
+    model = SparseWideDAE(K=16, R=3, F=8, epochs=2, random_state=0, device="cpu").fit(X)
+    assert model.grouper_ is not None and model.grouper_.K == 16
+    assert model.membership_.shape == (80, 16)
+    assert np.all(np.diff(model.membership_.indptr) == 3)

@@ -127,8 +127,8 @@ class _WideDAE(NeuralRecommender):
     def _check_params_vs_input(self, X: sp.csr_array) -> None:
         if self.K > X.shape[1] and self._needs_groups():
             raise ValueError(
-                f"{type(self).__name__}: K={self.K} groups exceed the {X.shape[1]} items of X; "
-                "k-means cannot place more centroids than items, so use K <= n_items."
+                f"{type(self).__name__}: X has {X.shape[1]} feature(s) (items) but K={self.K} "
+                "groups; k-means cannot place more centroids than items, so use K <= n_items."
             )
 
     def _needs_groups(self) -> bool:

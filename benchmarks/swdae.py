@@ -1,0 +1,426 @@
+"""Reproductions of papers/000_a2475424b54d3d60.txt (Sw-dae, WWW'20) on the data in ../shared/data.
+
+Protocol: the strong-generalization split of accuracy.py (Liang et al.; 10% + 10% held-out
+users), with ``--splits`` different user permutations (seeds 98765, 98766, ...). Every choice
+(K, λ of EASE, the epoch of each neural model) is made on validation users; test users are
+scored once. Mean over splits ± standard error of the split means.
+
+    python benchmarks/swdae.py width    --data ml-1m        # Figure 5: NDCG vs K, Sw-dae & FC
+    python benchmarks/swdae.py table3   --data ml-1m --K 1000 --splits 5   # Table 3
+    python benchmarks/swdae.py density  --data ml-1m --K 1000      # Figure 6: R/K sweep
+    python benchmarks/swdae.py grouping --data ml-1m --K 1000      # Table 6: Alg. 1 vs 2
+    python benchmarks/swdae.py spectral --data ml-1m --K 1000      # Figure 4: spectral norms
+    python benchmarks/swdae.py coldstart --data ml-1m --K 1000     # Table 7: cold-start users
+    python benchmarks/swdae.py genres   --data ml-1m --K 1000      # Table 8: genres of neurons
+
+Results: benchmarks/results/swdae_<experiment>.{json,md} (and .png with matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accuracy import EASE_GRID, SHARED, load, per_user, summarize
+
+from skcfae import EASE, FCDAE, ItemGrouper, MultDAE, MultVAE, Popularity, SparseWideDAE
+from skcfae.model_selection import cold_start_users, strong_generalization_split
+from skcfae.models import matching_width
+
+RESULTS = Path(__file__).parent / "results"
+SEED = 98765
+
+
+def split_of(data: str, i: int):
+    X, threshold = load(data)
+    return strong_generalization_split(
+        X, n_heldout_users=0.1, threshold=threshold, random_state=SEED + i
+    )
+
+
+def valid_of(split):
+    return split.valid_fold_in, split.valid_holdout
+
+
+def neural(name: str, args, split, **extra):
+    """A neural model with the epoch cap and early stopping of this script."""
+    common = dict(epochs=args.epochs, n_iter_no_change=args.patience, random_state=0, device="cpu")
+    K = extra.pop("K", args.K)
+    R = extra.pop("R", None)
+    if name == "Sw-dae":
+        model = SparseWideDAE(K, R=R, **common, **extra)
+    elif name == "Fc-dae":
+        model = FCDAE(K=K, **common, **extra)
+    elif name == "Fc-prune-90":
+        model = FCDAE(K=K, prune=0.9, **common, **extra)
+    elif name.startswith("Fc-reg"):
+        model = FCDAE(K=K, l1_activation=args.l1, **common, **extra)
+    elif name == "Mult-VAE":
+        model = MultVAE(**{**common, "epochs": 200})
+    elif name == "Mult-DAE":
+        model = MultDAE(**{**common, "epochs": 200})
+    else:
+        raise ValueError(name)
+    return model.fit(split.train, X_valid=valid_of(split))
+
+
+def evaluate(model, split) -> dict:
+    test = summarize(per_user(model, split.test_fold_in, split.test_holdout))
+    valid = summarize(per_user(model, *valid_of(split)))
+    test["valid_ndcg@100"] = valid["ndcg@100"]
+    if hasattr(model, "best_epoch_"):
+        test["best_epoch"] = model.best_epoch_
+        test["epochs_run"] = len(model.history_)
+    return test
+
+
+def fit_any(name: str, args, split):
+    if name == "Popularity":
+        return Popularity().fit(split.train)
+    if name == "EASE":
+        scores = {}
+        for lam in EASE_GRID:
+            m = EASE(lam=lam).fit(split.train)
+            scores[lam] = float(np.nanmean(per_user(m, *valid_of(split))["ndcg@100"]))
+        return EASE(lam=max(scores, key=scores.get)).fit(split.train)
+    if name == "Sw-dae-p":
+        target = MultVAE().set_params(epochs=1).fit(split.train[:10]).n_parameters_
+        K = matching_width(split.train.shape[1], target)
+        if K > split.train.shape[1]:
+            return None  # equal parameters need more groups than items (see notes)
+        return neural("Sw-dae", args, split, K=K)
+    return neural(name, args, split)
+
+
+def save(name: str, payload: dict, lines: list[str]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"swdae_{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (RESULTS / f"swdae_{name}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines), flush=True)
+
+
+def plot(name: str, draw) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:  # plots are optional: pip install matplotlib
+        return
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(RESULTS / f"swdae_{name}.png", dpi=120)
+    plt.close(fig)
+
+
+def header(args) -> str:
+    return (
+        f"data {args.data}, split seed {SEED}+i, epochs cap {args.epochs}, patience "
+        f"{args.patience}, torch threads {torch.get_num_threads()}"
+    )
+
+
+# -- experiments ----------------------------------------------------------------------------
+
+
+def table3(args) -> None:
+    names = args.models
+    per_split: dict[str, list[dict]] = {n: [] for n in names}
+    notes = []
+    for i in range(args.splits):
+        split = split_of(args.data, i)
+        for name in names:
+            tic = time.perf_counter()
+            model = fit_any(name, args, split)
+            if model is None:
+                notes.append(f"{name}: no K <= n_items gives Mult-VAE's parameter count")
+                continue
+            row = evaluate(model, split)
+            row["fit_seconds"] = time.perf_counter() - tic
+            per_split[name].append(row)
+            print(
+                f"split {i} {name:<12} NDCG@100 {row['ndcg@100']:.4f} "
+                f"(valid {row['valid_ndcg@100']:.4f}) {row['fit_seconds']:.0f}s",
+                flush=True,
+            )
+    lines = [
+        f"# Table 3 analogue: {header(args)}, K={args.K}",
+        "",
+        "| model | NDCG@100 | Recall@20 | Recall@50 | valid NDCG@100 | splits |",
+        "|---|---|---|---|---|---|",
+    ]
+    summary = {}
+    for name, rows in per_split.items():
+        if not rows:
+            continue
+        agg = {}
+        for key in ("ndcg@100", "recall@20", "recall@50", "valid_ndcg@100"):
+            v = np.array([r[key] for r in rows])
+            se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+            agg[key], agg[key + "_se"] = float(v.mean()), float(se)
+        summary[name] = agg
+        lines.append(
+            f"| {name} | {agg['ndcg@100']:.4f} ± {agg['ndcg@100_se']:.4f} | "
+            f"{agg['recall@20']:.4f} ± {agg['recall@20_se']:.4f} | "
+            f"{agg['recall@50']:.4f} ± {agg['recall@50_se']:.4f} | "
+            f"{agg['valid_ndcg@100']:.4f} | {len(rows)} |"
+        )
+    lines += [""] + [f"- {n}" for n in sorted(set(notes))]
+    save(f"table3_{args.data}", {"per_split": per_split, "summary": summary, "notes": notes}, lines)
+
+
+def width(args) -> None:
+    split = split_of(args.data, 0)
+    rows = []
+    for K in args.Ks:
+        for name in args.models:
+            tic = time.perf_counter()
+            row = evaluate(neural(name, args, split, K=K), split)
+            row.update(model=name, K=K, fit_seconds=time.perf_counter() - tic)
+            rows.append(row)
+            print(row, flush=True)
+    lines = [
+        f"# Figure 5 analogue (width): {header(args)}, split 0, R = K/10",
+        "",
+        "| model | K | valid NDCG@100 | test NDCG@100 | test Recall@20 | best epoch | fit s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['model']} | {r['K']} | {r['valid_ndcg@100']:.4f} | {r['ndcg@100']:.4f} | "
+        f"{r['recall@20']:.4f} | {r.get('best_epoch')} | {r['fit_seconds']:.0f} |"
+        for r in rows
+    ]
+    save(f"width_{args.data}", {"rows": rows}, lines)
+
+    def draw(ax):
+        for name in args.models:
+            pts = [(r["K"], r["ndcg@100"]) for r in rows if r["model"] == name]
+            ax.plot(*zip(*pts, strict=True), marker="o", label=name)
+        ax.set_xlabel("K (hidden neurons)")
+        ax.set_ylabel("test NDCG@100")
+        ax.legend()
+
+    plot(f"width_{args.data}", draw)
+
+
+def density(args) -> None:
+    split = split_of(args.data, 0)
+    rows = []
+    for frac in args.fractions:
+        R = max(1, round(frac * args.K))
+        row = evaluate(neural("Sw-dae", args, split, R=R), split)
+        row.update(R=R, fraction=R / args.K)
+        rows.append(row)
+        print(row, flush=True)
+    lines = [
+        f"# Figure 6 analogue (R/K): {header(args)}, K={args.K}",
+        "",
+        "| R/K | R | valid NDCG@100 | test NDCG@100 | test Recall@20 | test Recall@50 |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['fraction']:.2f} | {r['R']} | {r['valid_ndcg@100']:.4f} | "
+        f"{r['ndcg@100']:.4f} | {r['recall@20']:.4f} | {r['recall@50']:.4f} |"
+        for r in rows
+    ]
+    save(f"density_{args.data}", {"rows": rows}, lines)
+
+    def draw(ax):
+        x = [r["fraction"] for r in rows]
+        ax.plot(x, [r["valid_ndcg@100"] for r in rows], marker="o", label="validation")
+        ax.plot(x, [r["ndcg@100"] for r in rows], marker="s", label="test")
+        ax.set_xscale("log")
+        ax.set_xlabel("R/K (density)")
+        ax.set_ylabel("NDCG@100")
+        ax.legend()
+
+    plot(f"density_{args.data}", draw)
+
+
+def grouping(args) -> None:
+    split = split_of(args.data, 0)
+    rows = []
+    for method in ("laplacian", "svd"):
+        for kmeans in ("minibatch", "full"):
+            grouper = ItemGrouper(args.K, method=method, kmeans=kmeans, random_state=0)
+            grouper.fit(split.train)
+            X = grouper.transform(split.train)
+            model = SparseWideDAE(
+                epochs=args.epochs, n_iter_no_change=args.patience, random_state=0, device="cpu"
+            ).fit(X, X_valid=valid_of(split))
+            row = evaluate(model, split)
+            row.update(method=method, kmeans=kmeans, **grouper.timings_)
+            rows.append(row)
+            print(row, flush=True)
+    lines = [
+        f"# Table 6 analogue (Algorithm 1 vs 2): {header(args)}, K={args.K}",
+        "",
+        "| method | k-means | spectrum s | k-means s | valid NDCG@100 | test NDCG@100 | "
+        "test Recall@50 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['method']} | {r['kmeans']} | {r.get('spectrum', float('nan')):.2f} | "
+        f"{r.get('kmeans', float('nan')):.2f} | {r['valid_ndcg@100']:.4f} | "
+        f"{r['ndcg@100']:.4f} | {r['recall@50']:.4f} |"
+        for r in rows
+    ]
+    save(f"grouping_{args.data}", {"rows": rows}, lines)
+
+
+def spectral(args) -> None:
+    split = split_of(args.data, 0)
+    curves = {}
+    for name in ("Sw-dae", "Fc-dae"):
+        model = neural(name, args, split, record_diagnostics=True)
+        curves[name] = model.history_
+    keys = ("spectral_norm_enc0", "spectral_norm_dec0", "generalization_bound", "valid_ndcg")
+    lines = [
+        f"# Figure 4 analogue (spectral norm over epochs): {header(args)}, K={args.K}",
+        "",
+        "| model | epoch | " + " | ".join(keys) + " | train_loss |",
+        "|---|---|" + "---|" * (len(keys) + 1),
+    ]
+    for name, hist in curves.items():
+        for h in hist[:: max(1, len(hist) // 10)] + [hist[-1]]:
+            lines.append(
+                f"| {name} | {h['epoch']} | "
+                + " | ".join(f"{h[k]:.4g}" for k in keys)
+                + f" | {h['train_loss']:.4g} |"
+            )
+    save(f"spectral_{args.data}", {"history": curves}, lines)
+
+    def draw(ax):
+        for name, hist in curves.items():
+            ax.plot([h["spectral_norm_enc0"] for h in hist], label=f"{name} encoder")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("spectral norm")
+        ax.legend()
+
+    plot(f"spectral_{args.data}", draw)
+
+
+def coldstart(args) -> None:
+    rows = {n: [] for n in ("Sw-dae", "Mult-VAE", "Mult-DAE")}
+    for i in range(args.splits):
+        split = split_of(args.data, i)
+        activity = np.diff(split.test_fold_in.indptr)
+        cap = int(np.percentile(activity, args.cold_percentile))
+        users = cold_start_users(split.test_fold_in, max_interactions=cap)
+        for name in rows:
+            model = neural(name, args, split)
+            r = summarize(per_user(model, split.test_fold_in[users], split.test_holdout[users]))
+            r.update(max_fold_in=cap, n_users=int(users.size))
+            rows[name].append(r)
+            print(i, name, r, flush=True)
+    lines = [
+        f"# Table 7 analogue (cold start): {header(args)}, K={args.K}; test users with "
+        f"fold-in activity <= the {args.cold_percentile}th percentile",
+        "",
+        "| model | NDCG@100 | Recall@20 | Recall@50 | users per split |",
+        "|---|---|---|---|---|",
+    ]
+    for name, rs in rows.items():
+        v = {k: np.mean([r[k] for r in rs]) for k in ("ndcg@100", "recall@20", "recall@50")}
+        lines.append(
+            f"| {name} | {v['ndcg@100']:.4f} | {v['recall@20']:.4f} | "
+            f"{v['recall@50']:.4f} | {np.mean([r['n_users'] for r in rs]):.0f} |"
+        )
+    save(f"coldstart_{args.data}", {"rows": rows}, lines)
+
+
+def genres(args) -> None:
+    """Genre make-up of the learned groups (neurons), from the MovieLens movie files."""
+    from skcfae.datasets import load_movielens
+
+    variant = args.data.removeprefix("ml-")
+    bunch = load_movielens(variant, path=SHARED / args.data)
+    names = sorted({g for gs in bunch.item_genres for g in gs})
+    if not names:
+        raise SystemExit(f"{args.data}: the loader returned no genres")
+    column = {g: j for j, g in enumerate(names)}
+    all_genres = np.zeros((len(bunch.item_genres), len(names)))
+    for i, gs in enumerate(bunch.item_genres):
+        all_genres[i, [column[g] for g in gs]] = 1.0
+    split = split_of(args.data, 0)
+    item_genres = all_genres[split.item_index]  # (n_items, n_genres) 0/1
+    M = ItemGrouper(args.K, random_state=0).fit(split.train).membership_
+    size = np.asarray(M.sum(axis=0)).ravel()
+    share = np.asarray(M.T @ item_genres) / np.maximum(size, 1)[:, None]  # (K, n_genres)
+    lines = [
+        f"# Table 8 analogue (genres of neurons): {args.data}, K={args.K}",
+        "",
+        "For each genre, the neuron with the largest share of it, and its top three genres "
+        "(share of the neuron's movies; a movie has several genres).",
+        "",
+        "| genre | neuron | movies | top three genres |",
+        "|---|---|---|---|",
+    ]
+    for g, genre in enumerate(names):
+        k = int(np.argmax(share[:, g]))
+        top = np.argsort(-share[k])[:3]
+        lines.append(
+            f"| {genre} | {k} | {int(size[k])} | "
+            + ", ".join(f"{names[t]} ({100 * share[k, t]:.0f}%)" for t in top)
+            + " |"
+        )
+    base = item_genres.mean(axis=0)
+    lines += [
+        "",
+        "Catalog shares: "
+        + ", ".join(
+            f"{n} {100 * b:.0f}%"
+            for n, b in sorted(zip(names, base, strict=True), key=lambda t: -t[1])
+        ),
+    ]
+    save(f"genres_{args.data}", {"share": share.tolist(), "genres": names}, lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "experiment",
+        choices=["table3", "width", "density", "grouping", "spectral", "coldstart", "genres"],
+    )
+    parser.add_argument("--data", default="ml-1m")
+    parser.add_argument("--K", type=int, default=1000)
+    parser.add_argument("--Ks", type=int, nargs="+", default=[250, 500, 1000, 2000, 3000])
+    parser.add_argument(
+        "--fractions", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
+    )
+    parser.add_argument("--models", nargs="+", default=None)
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--patience", type=int, default=30)
+    parser.add_argument("--l1", type=float, default=1e-3)
+    parser.add_argument("--cold-percentile", type=float, default=25.0)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.models is None:
+        args.models = (
+            ["Sw-dae", "Fc-dae"]
+            if args.experiment == "width"
+            else [
+                "Popularity",
+                "EASE",
+                "Mult-DAE",
+                "Mult-VAE",
+                "Sw-dae",
+                "Sw-dae-p",
+                "Fc-dae",
+                "Fc-prune-90",
+                "Fc-reg",
+            ]
+        )
+    globals()[args.experiment](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+"""ItemGrouper: overlapping item groups (papers/000_a2475424b54d3d60.txt §3.1, Algorithms 1-2)."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import adjusted_mutual_info_score
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skcfae.datasets import make_interactions
+from skcfae.grouping import (
+    GroupedInteractions,
+    ItemGrouper,
+    _normalize_rows,
+    _spectral_embedding,
+    clear_embedding_cache,
+)
+
+EXPECTED_FAILURES = {
+    "check_dtype_object": (
+        "DESIGN.md: object arrays are rejected with a TypeError instead of being coerced, so "
+        "that labels or mixed types never enter a model silently"
+    ),
+}
+
+
+@parametrize_with_checks(
+    [ItemGrouper(K=2, R=1, F=2, random_state=0)],
+    expected_failed_checks=lambda est: EXPECTED_FAILURES,
+)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# -- planted groups ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted1():
+    """One planted group per item: a partition of the 300 items into 10 groups."""
+    return make_interactions(
+        3000, 300, n_groups=10, groups_per_item=1, noise=0.05, random_state=0, return_groups=True
+    )[:2]
+
+
+@pytest.fixture(scope="module")
+def planted2():
+    """Two planted groups per item: 10 overlapping groups."""
+    return make_interactions(
+        3000, 300, n_groups=10, groups_per_item=2, noise=0.05, random_state=0, return_groups=True
+    )[:2]
+
+
+def best_jaccard(membership, truth):
+    """Mean over planted groups of the Jaccard index of their best-matching learned group."""
+    inter = (truth.T @ membership).toarray()
+    size_t = np.asarray(truth.sum(axis=0)).ravel()
+    size_m = np.asarray(membership.sum(axis=0)).ravel()
+    return float(np.mean(np.max(inter / (size_t[:, None] + size_m[None, :] - inter), axis=1)))
+
+
+def pair_precision(membership, truth):
+    """Share of the item pairs in a common learned group that also share a planted group."""
+    learned = (membership @ membership.T).toarray() > 0
+    true = (truth @ truth.T).toarray() > 0
+    np.fill_diagonal(learned, False)
+    return float(np.sum(learned & true) / learned.sum())
+
+
+def random_membership(n_items, K, R, seed=0):
+    rng = np.random.RandomState(seed)
+    nearest = np.sort(np.argsort(rng.random_sample((n_items, K)), axis=1)[:, :R], axis=1)
+    return sp.csr_array(
+        (np.ones(n_items * R), nearest.ravel(), np.arange(0, n_items * R + 1, R)),
+        shape=(n_items, K),
+    )
+
+
+@pytest.mark.parametrize("method", ["laplacian", "svd"])
+@pytest.mark.parametrize("kmeans", ["full", "minibatch"])
+def test_recovers_a_planted_partition(planted1, method, kmeans):
+    X, truth = planted1
+    g = ItemGrouper(10, R=1, F=10, method=method, kmeans=kmeans, random_state=0).fit(X)
+    primary = truth.toarray().argmax(axis=1)
+    assert adjusted_mutual_info_score(primary, g.labels_) > 0.95
+    assert best_jaccard(g.membership_, truth) > 0.95
+    # The criterion fails for a random grouping.
+    assert best_jaccard(random_membership(300, 10, 1), truth) < 0.2
+
+
+@pytest.mark.parametrize("method", ["laplacian", "svd"])
+def test_recovers_overlapping_planted_groups(planted2, method):
+    X, truth = planted2
+    g = ItemGrouper(10, R=2, F=10, method=method, random_state=0).fit(X)
+    random = random_membership(300, 10, 2)
+    # Pairs of items put together mostly share a planted group (38% of all pairs do) ...
+    assert pair_precision(g.membership_, truth) > 0.7
+    assert pair_precision(random, truth) < 0.45
+    # ... and each planted group has a learned group close to it.
+    assert best_jaccard(g.membership_, truth) > 0.6
+    assert best_jaccard(random, truth) < 0.25
+
+
+def test_l2_normalisation_beats_the_literal_row_sum(planted2):
+    """Algorithm 1 step 4 as written (rows sum to one) vs unit-length rows (NJW, ref. [20]).
+
+    Eigenvector rows mix signs, so their sums can be near zero; dividing by them scatters
+    items. Unit Euclidean rows recover the planted groups, row sums barely beat chance.
+    """
+    X, truth = planted2
+    scores = {
+        normalize: best_jaccard(
+            ItemGrouper(10, R=2, F=10, normalize=normalize, random_state=0).fit(X).membership_,
+            truth,
+        )
+        for normalize in ("l2", "sum", None)
+    }
+    assert scores["l2"] > 0.7
+    assert scores["l2"] > scores[None] + 0.1
+    assert scores["l2"] > scores["sum"] + 0.4
+
+
+# -- the embedding ----------------------------------------------------------------------------
+def dense_laplacian(X):
+    """Δ of Eq. 1-2, formed densely: D^-1/2 XᵀX D^-1/2 with D_ii = Σ_j (XᵀX)_ij, 0 rows for 0."""
+    Y = (X.T @ X).toarray().astype(np.float64)
+    degree = Y.sum(axis=1)
+    inv = np.zeros_like(degree)
+    inv[degree > 0] = 1 / np.sqrt(degree[degree > 0])
+    return inv[:, None] * Y * inv[None, :]
+
+
+def same_up_to_sign(A, B, atol):
+    signs = np.sign(np.sum(A * B, axis=0))
+    np.testing.assert_allclose(A, B * signs, atol=atol)
+
+
+@pytest.mark.parametrize("solver", ["arpack", "dense"])
+def test_laplacian_embedding_matches_dense_eigenvectors(solver):
+    X = make_interactions(400, 80, n_groups=4, density=0.1, random_state=1)
+    F = 6
+    values, vectors = scipy.linalg.eigh(dense_laplacian(X))
+    ref_values, ref_vectors = values[::-1][:F], vectors[:, ::-1][:, :F]
+    emb, got = _spectral_embedding(X, F, method="laplacian", normalize=None, solver=solver)
+    np.testing.assert_allclose(got, ref_values, rtol=1e-5)
+    assert got[0] == pytest.approx(1.0, abs=1e-5)  # D^1/2 1 has eigenvalue 1
+    same_up_to_sign(emb, ref_vectors, atol=1e-4)
+
+
+@pytest.mark.parametrize("solver", ["arpack", "dense"])
+def test_svd_embedding_is_scaled_singular_vectors(solver):
+    X = make_interactions(400, 80, n_groups=4, density=0.1, random_state=1)
+    F = 5
+    _, s, vt = np.linalg.svd(X.toarray().astype(np.float64), full_matrices=False)
+    emb, values = _spectral_embedding(X, F, method="svd", normalize=None, solver=solver)
+    np.testing.assert_allclose(values, s[:F] ** 2, rtol=1e-5)
+    same_up_to_sign(emb, vt[:F].T * s[:F], atol=1e-3)
+
+
+def test_signs_are_fixed_and_rows_unit_length():
+    X = make_interactions(400, 80, n_groups=4, density=0.1, random_state=1)
+    for solver in ("arpack", "dense"):
+        raw, _ = _spectral_embedding(X, 6, normalize=None, solver=solver)
+        pivot = np.argmax(np.abs(raw), axis=0)
+        assert np.all(raw[pivot, np.arange(6)] > 0)
+    a, _ = _spectral_embedding(X, 6, solver="arpack", seed=1)
+    b, _ = _spectral_embedding(X, 6, solver="dense")
+    np.testing.assert_allclose(a, b, atol=1e-4)  # solver and start vector do not matter
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0)
+
+
+def test_row_normalisations():
+    P = np.array([[3.0, 4.0], [1.0, -1.0], [0.0, 0.0], [2.0, -1.0], [1e-9, -1e-9 + 1e-17]])
+    l2 = _normalize_rows(P, "l2")
+    np.testing.assert_allclose(np.linalg.norm(l2[[0, 1, 3, 4]], axis=1), 1.0)
+    np.testing.assert_array_equal(l2[2], 0.0)  # empty items stay at the origin
+    total = _normalize_rows(P, "sum")
+    assert np.all(np.isfinite(total))
+    np.testing.assert_allclose(total[[0, 3]].sum(axis=1), 1.0)
+    # Rows summing to (nearly) zero cannot sum to one: left as they are, not divided by ~0.
+    np.testing.assert_array_equal(total[[1, 2, 4]], P[[1, 2, 4]])
+    assert _normalize_rows(P, None) is P
+
+
+# -- the grouper ------------------------------------------------------------------------------
+def test_membership_shape_and_exactly_R_per_row(planted2):
+    X, _ = planted2
+    g = ItemGrouper(30, R=4, F=8, n_init=2, random_state=0).fit(X)
+    M = g.membership_
+    assert isinstance(M, sp.csr_array) and M.dtype == np.float32
+    assert M.shape == (300, 30)
+    np.testing.assert_array_equal(np.diff(M.indptr), 4)
+    np.testing.assert_array_equal(M.data, 1.0)
+    assert all(np.all(np.diff(M.indices[M.indptr[i] : M.indptr[i + 1]]) > 0) for i in range(300))
+    # Each item's own k-means cluster is among its R groups.
+    assert M[np.arange(300), g.labels_].min() == 1.0
+    assert g.embedding_.shape == (300, 8) and g.centroids_.shape == (30, 8)
+    assert (g.R_, g.F_, g.n_items_in_, g.n_features_in_) == (4, 8, 300, 300)
+    assert set(g.timings_) == {"spectrum", "kmeans", "assign"}
+
+
+@pytest.mark.parametrize(("K", "R"), [(1, 1), (9, 1), (10, 1), (15, 2), (25, 3), (1000, 100)])
+def test_default_R_is_ten_percent(K, R):
+    """R = K / 10 rounded half up, at least 1 (the paper's 10% sparsity, §4.3)."""
+    assert ItemGrouper(K)._check_params_vs_input(n_items=1000) == (R, 50)
+
+
+def test_R_equal_K_is_fully_connected(planted1):
+    X, _ = planted1
+    M = ItemGrouper(5, R=5, F=4, random_state=0).fit(X).membership_
+    assert M.nnz == 300 * 5 and M.toarray().min() == 1.0
+
+
+def test_F_is_clamped_to_the_number_of_items():
+    X = make_interactions(100, 8, n_groups=2, random_state=0)
+    g = ItemGrouper(3, R=1, F=50, random_state=0).fit(X)
+    assert g.F_ == 8 and g.embedding_.shape == (8, 8)
+
+
+@pytest.mark.parametrize("method", ["laplacian", "svd"])
+@pytest.mark.parametrize("kmeans", ["full", "minibatch"])
+def test_deterministic_with_random_state(planted2, method, kmeans):
+    X, _ = planted2
+    params = dict(K=20, R=3, F=8, method=method, kmeans=kmeans, random_state=7)
+    clear_embedding_cache()
+    a = ItemGrouper(**params).fit(X)
+    clear_embedding_cache()
+    b = ItemGrouper(**params).fit(X)
+    assert not a.embedding_cached_ and not b.embedding_cached_
+    np.testing.assert_array_equal(a.embedding_, b.embedding_)
+    np.testing.assert_array_equal(a.centroids_, b.centroids_)
+    assert (a.membership_ != b.membership_).nnz == 0
+
+
+def test_errors():
+    X = make_interactions(100, 20, n_groups=2, random_state=0)
+    with pytest.raises(ValueError, match="k-means cannot place more centroids than items"):
+        ItemGrouper(21, R=1).fit(X)
+    with pytest.raises(ValueError, match=r"20 feature\(s\)"):
+        ItemGrouper(21, R=1).fit(X)
+    with pytest.raises(ValueError, match="an item cannot join more groups than exist"):
+        ItemGrouper(5, R=6).fit(X)
+    with pytest.raises(InvalidParameterError, match="'method' parameter"):
+        ItemGrouper(5, method="pca").fit(X)
+    with pytest.raises(InvalidParameterError, match="'kmeans' parameter"):
+        ItemGrouper(5, kmeans="elkan").fit(X)
+    with pytest.raises(InvalidParameterError, match="'K' parameter"):
+        ItemGrouper(0).fit(X)
+    with pytest.raises(ValueError, match="Negative values"):
+        ItemGrouper(5).fit(-X)
+    g = ItemGrouper(5, R=1, F=4, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="fitted on 20"):
+        g.transform(X[:, :10])
+
+
+def test_items_without_interactions(planted1):
+    X, _ = planted1
+    X = X.tolil()
+    empty = [3, 50, 299]
+    X[:, empty] = 0
+    X = sp.csr_array(X)
+    for method in ("laplacian", "svd"):
+        g = ItemGrouper(10, R=2, F=10, method=method, random_state=0).fit(X)
+        assert np.all(np.isfinite(g.embedding_))
+        np.testing.assert_array_equal(g.embedding_[empty], 0.0)
+        np.testing.assert_array_equal(np.diff(g.membership_.indptr), 2)  # still R groups each
+        # Their groups are the centroids nearest the origin.
+        nearest_origin = np.sort(np.argsort(np.sum(g.centroids_**2, axis=1))[:2])
+        np.testing.assert_array_equal(g.membership_[[3]].indices, nearest_origin)
+
+
+def test_all_empty_items_through_the_large_solver():
+    """The ARPACK path with empty columns: no division by zero, zero embedding rows."""
+    X = make_interactions(2000, 600, n_groups=6, random_state=0).tolil()
+    X[:, :5] = 0
+    X = sp.csr_array(X)
+    empty = np.diff(X.tocsc().indptr) == 0
+    assert empty[:5].all() and not empty.all()
+    emb, _ = _spectral_embedding(X, 6, solver="arpack")
+    np.testing.assert_array_equal(emb[empty], 0.0)
+    np.testing.assert_allclose(np.linalg.norm(emb[~empty], axis=1), 1.0)
+
+
+# -- cache --------------------------------------------------------------------------------------
+def test_cache_reuses_the_embedding_across_K_and_R(planted2):
+    X, _ = planted2
+    clear_embedding_cache()
+    first = ItemGrouper(10, R=1, F=8, random_state=0).fit(X)
+    second = ItemGrouper(20, R=3, F=8, random_state=0).fit(X)
+    assert not first.embedding_cached_ and second.embedding_cached_
+    np.testing.assert_array_equal(first.embedding_, second.embedding_)
+    second.embedding_[:] = 0  # a fitted copy: the cache is not touched
+    third = ItemGrouper(10, R=1, F=8, random_state=0).fit(X)
+    assert third.embedding_cached_
+    np.testing.assert_array_equal(third.embedding_, first.embedding_)
+    assert (third.membership_ != first.membership_).nnz == 0  # same result as uncached
+    # The seed only drives k-means: any random_state, None included, shares the embedding.
+    assert ItemGrouper(10, F=8, random_state=1).fit(X).embedding_cached_
+    assert ItemGrouper(10, F=8, random_state=None).fit(X).embedding_cached_
+    # Anything that changes the embedding misses: F, method, normalisation, data.
+    for other in (
+        ItemGrouper(10, F=7, random_state=0),
+        ItemGrouper(10, F=8, method="svd", random_state=0),
+        ItemGrouper(10, F=8, normalize=None, random_state=0),
+    ):
+        assert not other.fit(X).embedding_cached_
+    X2 = X.copy()
+    X2.data[0] = 2.0
+    assert not ItemGrouper(10, F=8, random_state=0).fit(X2).embedding_cached_
+
+
+def test_grid_search_over_K_and_R_computes_one_embedding_per_fold(planted2, monkeypatch):
+    from skcfae import grouping
+
+    calls = []
+    compute = grouping._spectral_embedding
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape)
+        return compute(*args, **kwargs)
+
+    monkeypatch.setattr(grouping, "_spectral_embedding", counting)
+    X, _ = planted2
+    clear_embedding_cache()
+    search = GridSearchCV(
+        ItemGrouper(F=8, random_state=0),
+        {"K": [10, 20], "R": [1, 2]},
+        cv=3,
+        scoring=lambda est, X_, y=None: -est.inertia_,
+    ).fit(X)
+    assert search.best_estimator_.membership_.shape == (300, search.best_params_["K"])
+    # 4 candidates x 3 folds + the refit = 13 fits, but one embedding per training set.
+    assert len(calls) == 4 and calls[-1] == (3000, 300)
+
+
+# -- transform ---------------------------------------------------------------------------------
+def test_transform_carries_membership(planted1):
+    X, _ = planted1
+    g = ItemGrouper(10, R=2, F=8, random_state=0)
+    Xt = g.fit_transform(X.tocoo())
+    assert isinstance(Xt, GroupedInteractions) and isinstance(Xt, sp.csr_array)
+    assert Xt.membership is g.membership_ and Xt.dtype == np.float32
+    assert (Xt != X).nnz == 0
+    Xt2 = g.transform(X[:7].toarray())
+    assert isinstance(Xt2, sp.csr_array) and Xt2.membership is g.membership_
+    assert Xt2.shape == (7, 300)
+    assert Xt.copy().membership is g.membership_
+    back = pickle.loads(pickle.dumps(Xt))
+    assert (back.membership != g.membership_).nnz == 0
+    # In a Pipeline the next step receives the groups.
+    seen = {}
+
+    class Spy:
+        def fit(self, X, y=None):
+            seen["membership"] = getattr(X, "membership", None)
+            return self
+
+    Pipeline([("group", clone(g)), ("model", Spy())]).fit(X)
+    assert seen["membership"].shape == (300, 10)
+
+
+def test_transform_before_fit_raises():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ItemGrouper(2).transform(np.ones((3, 4)))
+
+
+# -- properties ----------------------------------------------------------------------------------
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_users=st.integers(1, 12),
+    n_items=st.integers(1, 15),
+    density=st.floats(0.0, 1.0),
+    data=st.data(),
+)
+def test_membership_has_R_per_row_for_any_input(n_users, n_items, density, data):
+    K = data.draw(st.integers(1, n_items), label="K")
+    R = data.draw(st.integers(1, K), label="R")
+    F = data.draw(st.integers(1, 6), label="F")
+    method = data.draw(st.sampled_from(["laplacian", "svd"]), label="method")
+    normalize = data.draw(st.sampled_from(["l2", "sum", None]), label="normalize")
+    seed = data.draw(st.integers(0, 3), label="seed")
+    X = sp.random_array((n_users, n_items), density=density, rng=seed, format="csr")
+    g = ItemGrouper(K, R=R, F=F, method=method, normalize=normalize, random_state=seed)
+    with warnings.catch_warnings():
+        # k-means warns when the items have fewer distinct embeddings than K (e.g. empty X).
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        g.fit(X)
+    M = g.membership_
+    assert M.shape == (n_items, K)
+    np.testing.assert_array_equal(np.asarray(M.sum(axis=1)).ravel(), R)
+    assert np.all(np.isfinite(g.embedding_))
+
+
+# -- no torch ------------------------------------------------------------------------------------
+def test_grouping_does_not_import_torch():
+    code = "import skcfae.grouping, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
