@@ -436,8 +436,8 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     *Cache.* The normalised embedding of the last 8 distinct (X, method, F, normalize) is kept
     in a module-level LRU cache, keyed by a blake2b digest of X's CSR arrays, so that a grid
-    search over K and R computes it once per training set. The cache is per process (``n_jobs > 1`` workers each fill their own); empty it with
-    :func:`clear_embedding_cache`.
+    search over K and R computes it once per training set. The cache is per process
+    (``n_jobs > 1`` workers each fill their own); empty it with :func:`clear_embedding_cache`.
 
     References
     ----------

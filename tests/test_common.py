@@ -2,7 +2,7 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skcfae import EASE, FCDAE, ItemGrouper, MultDAE, MultVAE, Popularity, SparseWideDAE
+from skcfae import EASE, FCDAE, MultDAE, MultVAE, Popularity, SparseWideDAE
 
 TINY = dict(epochs=2, batch_size=16, n_iter_no_change=None, random_state=0, device="cpu")
 ESTIMATORS = [
