@@ -9,8 +9,9 @@ recommend for them from 80% of their history, evaluated on the other 20%.
 import time
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 
-from skcfae import EASE, MultDAE, MultVAE, Popularity
+from skcfae import EASE, ItemGrouper, MultDAE, MultVAE, Popularity, SparseWideDAE, recommend
 from skcfae.datasets import make_interactions
 from skcfae.metrics import ndcg_at_k, recall_at_k
 from skcfae.model_selection import strong_generalization_split
@@ -29,12 +30,20 @@ def main() -> None:
         "EASE": EASE(lam=100.0),
         "Mult-DAE": MultDAE(epochs=100, random_state=0),
         "Mult-VAE": MultVAE(epochs=100, total_anneal_steps=2000, random_state=0),
+        "Sw-dae": Pipeline(
+            [
+                ("group", ItemGrouper(K=500, random_state=0)),
+                ("dae", SparseWideDAE(epochs=100, learning_rate=3e-3, random_state=0)),
+            ]
+        ),
     }
     print(f"\n{'model':<11} {'NDCG@100':>9} {'Recall@20':>10} {'Recall@50':>10} {'fit s':>7}")
     for name, model in models.items():
         tic = time.perf_counter()
-        fit_kw = {"X_valid": valid} if hasattr(model, "epochs") else {}
-        model.fit(split.train, **fit_kw)
+        if isinstance(model, Pipeline):  # fit params of a step: "<step>__<name>"
+            model.fit(split.train, dae__X_valid=valid)
+        else:
+            model.fit(split.train, **({"X_valid": valid} if hasattr(model, "epochs") else {}))
         elapsed = time.perf_counter() - tic
         scores = model.decision_function(split.test_fold_in)
         scores[split.test_fold_in.nonzero()] = -np.inf
@@ -43,6 +52,8 @@ def main() -> None:
             for f, k in ((ndcg_at_k, 100), (recall_at_k, 20), (recall_at_k, 50))
         ]
         print(f"{name:<11} {row[0]:9.3f} {row[1]:10.3f} {row[2]:10.3f} {elapsed:7.1f}")
+    top = recommend(models["Sw-dae"], split.test_fold_in[:3], n=5)
+    print(f"\nSw-dae top-5 items for the first three test users:\n{top}")
 
 
 if __name__ == "__main__":

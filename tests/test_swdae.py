@@ -29,11 +29,14 @@ def _dense(layer, pattern):
     return W
 
 
-def test_sparse_encoder_equals_masked_dense():
+@pytest.mark.parametrize("dense_input_above", [1.0, 0.0], ids=["scatter", "dense-input"])
+def test_sparse_encoder_equals_masked_dense(dense_input_above):
     pattern = _pattern()
     X = sp.csr_array(sp.random(6, 13, density=0.4, random_state=1, dtype=np.float32))
     batch = SparseRows(X, torch.device("cpu")).batch(torch.tensor([3, 0, 5, 1]))
-    layer = SparseEncoder(pattern, torch.Generator().manual_seed(0))
+    layer = SparseEncoder(
+        pattern, torch.Generator().manual_seed(0), dense_input_above=dense_input_above
+    )
     out = layer(batch)
     ref = batch.dense() @ _dense(layer, pattern) + layer.bias
     torch.testing.assert_close(out, ref)
