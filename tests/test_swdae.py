@@ -29,9 +29,20 @@ def _dense(layer, pattern):
     return W
 
 
+def _uniform_pattern(n_items=13, n_hidden=7, R=3, seed=0):
+    rng = np.random.RandomState(seed)
+    cols = np.sort(np.stack([rng.choice(n_hidden, R, replace=False) for _ in range(n_items)]), 1)
+    return sp.csr_array(
+        (np.ones(n_items * R, np.float32), cols.ravel(), np.arange(0, n_items * R + 1, R)),
+        shape=(n_items, n_hidden),
+    )
+
+
+@pytest.mark.parametrize("uniform", [False, True], ids=["irregular", "R-per-item"])
 @pytest.mark.parametrize("dense_input_above", [1.0, 0.0], ids=["scatter", "dense-input"])
-def test_sparse_encoder_equals_masked_dense(dense_input_above):
-    pattern = _pattern()
+def test_sparse_encoder_equals_masked_dense(dense_input_above, uniform):
+    pattern = _uniform_pattern() if uniform else _pattern()
+    assert not uniform or np.all(np.diff(pattern.indptr) == 3)
     X = sp.csr_array(sp.random(6, 13, density=0.4, random_state=1, dtype=np.float32))
     batch = SparseRows(X, torch.device("cpu")).batch(torch.tensor([3, 0, 5, 1]))
     layer = SparseEncoder(
