@@ -17,7 +17,7 @@ RECOMMENDERS = [
     MultDAE(n_components=32, **FAST),
     MultVAE(n_components=16, hidden_layer_sizes=(64,), total_anneal_steps=200, **FAST),
     SparseWideDAE(K=60, R=6, F=15, **FAST),
-    FCDAE(K=30, **FAST),
+    FCDAE(K=30, **{**FAST, "epochs": 60}),
 ]
 IDS = [type(e).__name__ for e in RECOMMENDERS]
 

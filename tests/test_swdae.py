@@ -188,7 +188,7 @@ def test_fcdae_prune_starts_from_trained_weights(grouped):
 def test_fcdae_l1_shrinks_activations(grouped):
     train, _, test = grouped
     plain = FCDAE(K=10, **FAST).fit(train)
-    sparse = FCDAE(K=10, l1_activation=0.5, **FAST).fit(train)
+    sparse = FCDAE(K=10, l1_activation=5.0, **FAST).fit(train)
     from skcfae.nn import SparseRows as Rows
 
     batch = Rows(test, torch.device("cpu")).batch(torch.arange(test.shape[0]))
