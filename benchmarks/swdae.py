@@ -6,11 +6,12 @@ users), with ``--splits`` different user permutations (seeds 98765, 98766, ...).
 scored once. Mean over splits ± standard error of the split means.
 
     python benchmarks/swdae.py width    --data ml-1m        # Figure 5: NDCG vs K, Sw-dae & FC
-    python benchmarks/swdae.py table3   --data ml-1m --K 1000 --splits 5   # Table 3
+    python benchmarks/swdae.py table3   --data ml-1m --K 1000 --split-ids 0 1 2  # Table 3 + 7,
+    python benchmarks/swdae.py table3   --data ml-1m --K 1000 --split-ids 3 4    # in parallel
+    python benchmarks/swdae.py merge    --data ml-1m                             # the tables
     python benchmarks/swdae.py density  --data ml-1m --K 1000      # Figure 6: R/K sweep
     python benchmarks/swdae.py grouping --data ml-1m --K 1000      # Table 6: Alg. 1 vs 2
     python benchmarks/swdae.py spectral --data ml-1m --K 1000      # Figure 4: spectral norms
-    python benchmarks/swdae.py coldstart --data ml-1m --K 1000     # Table 7: cold-start users
     python benchmarks/swdae.py genres   --data ml-1m --K 1000      # Table 8: genres of neurons
 
 Results: benchmarks/results/swdae_<experiment>.{json,md} (and .png with matplotlib).
@@ -128,50 +129,103 @@ def header(args) -> str:
 # -- experiments ----------------------------------------------------------------------------
 
 
+def _cold_rows(split, percentile: float) -> np.ndarray:
+    activity = np.diff(split.test_fold_in.indptr)
+    cap = int(np.percentile(activity, percentile))
+    return cold_start_users(split.test_fold_in, max_interactions=cap)
+
+
 def table3(args) -> None:
-    names = args.models
-    per_split: dict[str, list[dict]] = {n: [] for n in names}
-    notes = []
-    for i in range(args.splits):
+    """Fit every model on the splits ``--split-ids``; one JSON per split and model, so that
+    several processes can share the work. ``merge`` builds the table from them."""
+    out = RESULTS / "table3"
+    out.mkdir(parents=True, exist_ok=True)
+    for i in args.split_ids:
         split = split_of(args.data, i)
-        for name in names:
+        cold = _cold_rows(split, args.cold_percentile)
+        for name in args.models:
+            path = out / f"{args.data}_s{i}_{name}.json"
+            if path.exists():
+                continue
             tic = time.perf_counter()
             model = fit_any(name, args, split)
+            row = {"model": name, "split": i, "K": args.K, "lr": args.lr}
             if model is None:
-                notes.append(f"{name}: no K <= n_items gives Mult-VAE's parameter count")
-                continue
-            row = evaluate(model, split)
-            row["fit_seconds"] = time.perf_counter() - tic
-            per_split[name].append(row)
-            print(
-                f"split {i} {name:<12} NDCG@100 {row['ndcg@100']:.4f} "
-                f"(valid {row['valid_ndcg@100']:.4f}) {row['fit_seconds']:.0f}s",
-                flush=True,
-            )
-    lines = [
-        f"# Table 3 analogue: {header(args)}, K={args.K}",
-        "",
-        "| model | NDCG@100 | Recall@20 | Recall@50 | valid NDCG@100 | splits |",
-        "|---|---|---|---|---|---|",
+                row["skipped"] = "no K <= n_items gives Mult-VAE's parameter count"
+            else:
+                row.update(evaluate(model, split))
+                row["fit_seconds"] = time.perf_counter() - tic
+                c = summarize(per_user(model, split.test_fold_in[cold], split.test_holdout[cold]))
+                row["cold"] = {**c, "users": int(cold.size)}
+                print(
+                    f"split {i} {name:<12} NDCG@100 {row['ndcg@100']:.4f} (valid "
+                    f"{row['valid_ndcg@100']:.4f}) {row['fit_seconds']:.0f}s",
+                    flush=True,
+                )
+            path.write_text(json.dumps(row, indent=1) + "\n")
+
+
+def merge(args) -> None:
+    """Table 3 and Table 7 (cold start) from the per-split results of ``table3``."""
+    rows = [
+        json.loads(p.read_text()) for p in sorted((RESULTS / "table3").glob(f"{args.data}_s*.json"))
     ]
-    summary = {}
-    for name, rows in per_split.items():
-        if not rows:
-            continue
-        agg = {}
-        for key in ("ndcg@100", "recall@20", "recall@50", "valid_ndcg@100"):
-            v = np.array([r[key] for r in rows])
-            se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-            agg[key], agg[key + "_se"] = float(v.mean()), float(se)
-        summary[name] = agg
-        lines.append(
-            f"| {name} | {agg['ndcg@100']:.4f} ± {agg['ndcg@100_se']:.4f} | "
-            f"{agg['recall@20']:.4f} ± {agg['recall@20_se']:.4f} | "
-            f"{agg['recall@50']:.4f} ± {agg['recall@50_se']:.4f} | "
-            f"{agg['valid_ndcg@100']:.4f} | {len(rows)} |"
+    order = [n for n in args.models if any(r["model"] == n for r in rows)]
+    lines = [
+        f"# Table 3 analogue: {args.data}, mean over user splits ± s.e. of the split means",
+        "",
+        "| model | NDCG@100 | Recall@20 | Recall@50 | valid NDCG@100 | splits | fit s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    cold_lines = [
+        "",
+        "# Table 7 analogue (cold start): the same models on the test users whose "
+        f"fold-in activity is <= the {args.cold_percentile:g}th percentile",
+        "",
+        "| model | NDCG@100 | Recall@20 | Recall@50 | users per split |",
+        "|---|---|---|---|---|",
+    ]
+    notes, summary = [], {}
+
+    def agg(values):
+        v = np.array(values, dtype=float)
+        se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+        return float(v.mean()), float(se)
+
+    for name in order:
+        rs = [r for r in rows if r["model"] == name and "skipped" not in r]
+        notes += sorted(
+            {f"{name}: {r['skipped']}" for r in rows if r["model"] == name and "skipped" in r}
         )
-    lines += [""] + [f"- {n}" for n in sorted(set(notes))]
-    save(f"table3_{args.data}", {"per_split": per_split, "summary": summary, "notes": notes}, lines)
+        if not rs:
+            continue
+        s = {
+            k: agg([r[k] for r in rs])
+            for k in ("ndcg@100", "recall@20", "recall@50", "valid_ndcg@100", "fit_seconds")
+        }
+        c = {k: agg([r["cold"][k] for r in rs]) for k in ("ndcg@100", "recall@20", "recall@50")}
+        summary[name] = {"test": s, "cold": c, "splits": [r["split"] for r in rs]}
+        lines.append(
+            f"| {name} | {s['ndcg@100'][0]:.4f} ± {s['ndcg@100'][1]:.4f} | "
+            f"{s['recall@20'][0]:.4f} ± {s['recall@20'][1]:.4f} | "
+            f"{s['recall@50'][0]:.4f} ± {s['recall@50'][1]:.4f} | "
+            f"{s['valid_ndcg@100'][0]:.4f} | {len(rs)} | {s['fit_seconds'][0]:.0f} |"
+        )
+        cold_lines.append(
+            f"| {name} | {c['ndcg@100'][0]:.4f} ± {c['ndcg@100'][1]:.4f} | "
+            f"{c['recall@20'][0]:.4f} | {c['recall@50'][0]:.4f} | "
+            f"{np.mean([r['cold']['users'] for r in rs]):.0f} |"
+        )
+    settings = sorted(
+        {(r.get("K"), r.get("lr")) for r in rows if r["model"].startswith(("Sw", "Fc"))}
+    )
+    lines += cold_lines + [
+        "",
+        f"Sw-dae / Fc-dae (K, learning rate): {settings}; "
+        f"epoch of every neural model chosen on validation users.",
+    ]
+    lines += [f"- {n}" for n in notes]
+    save(f"table3_{args.data}", summary, lines)
 
 
 def width(args) -> None:
@@ -305,35 +359,6 @@ def spectral(args) -> None:
     plot(f"spectral_{args.data}", draw)
 
 
-def coldstart(args) -> None:
-    rows = {n: [] for n in ("Sw-dae", "Mult-VAE", "Mult-DAE")}
-    for i in range(args.splits):
-        split = split_of(args.data, i)
-        activity = np.diff(split.test_fold_in.indptr)
-        cap = int(np.percentile(activity, args.cold_percentile))
-        users = cold_start_users(split.test_fold_in, max_interactions=cap)
-        for name in rows:
-            model = neural(name, args, split)
-            r = summarize(per_user(model, split.test_fold_in[users], split.test_holdout[users]))
-            r.update(max_fold_in=cap, n_users=int(users.size))
-            rows[name].append(r)
-            print(i, name, r, flush=True)
-    lines = [
-        f"# Table 7 analogue (cold start): {header(args)}, K={args.K}; test users with "
-        f"fold-in activity <= the {args.cold_percentile}th percentile",
-        "",
-        "| model | NDCG@100 | Recall@20 | Recall@50 | users per split |",
-        "|---|---|---|---|---|",
-    ]
-    for name, rs in rows.items():
-        v = {k: np.mean([r[k] for r in rs]) for k in ("ndcg@100", "recall@20", "recall@50")}
-        lines.append(
-            f"| {name} | {v['ndcg@100']:.4f} | {v['recall@20']:.4f} | "
-            f"{v['recall@50']:.4f} | {np.mean([r['n_users'] for r in rs]):.0f} |"
-        )
-    save(f"coldstart_{args.data}", {"rows": rows}, lines)
-
-
 def genres(args) -> None:
     """Genre make-up of the learned groups (neurons), from the MovieLens movie files."""
     from skcfae.datasets import load_movielens
@@ -355,14 +380,16 @@ def genres(args) -> None:
     lines = [
         f"# Table 8 analogue (genres of neurons): {args.data}, K={args.K}",
         "",
-        "For each genre, the neuron with the largest share of it, and its top three genres "
-        "(share of the neuron's movies; a movie has several genres).",
+        "For each genre, the neuron (among those with at least half the median group size) "
+        "with the largest share of it, and its top three genres (share of the neuron's "
+        "movies; a movie has several genres).",
         "",
         "| genre | neuron | movies | top three genres |",
         "|---|---|---|---|",
     ]
+    big = size >= 0.5 * np.median(size)  # tiny groups would win with 1-2 movies
     for g, genre in enumerate(names):
-        k = int(np.argmax(share[:, g]))
+        k = int(np.argmax(np.where(big, share[:, g], -1.0)))
         top = np.argsort(-share[k])[:3]
         lines.append(
             f"| {genre} | {k} | {int(size[k])} | "
@@ -385,7 +412,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "experiment",
-        choices=["table3", "width", "density", "grouping", "spectral", "coldstart", "genres"],
+        choices=["table3", "merge", "width", "density", "grouping", "spectral", "genres"],
     )
     parser.add_argument("--data", default="ml-1m")
     parser.add_argument("--K", type=int, default=1000)
@@ -394,7 +421,8 @@ def main() -> None:
         "--fractions", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
     )
     parser.add_argument("--models", nargs="+", default=None)
-    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--split-ids", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--lr", type=float, default=1e-3, help="Sw-dae / Fc-dae learning rate")
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=30)
     parser.add_argument("--l1", type=float, default=1e-3)
