@@ -33,7 +33,7 @@ def main() -> None:
         "Sw-dae": Pipeline(
             [
                 ("group", ItemGrouper(K=500, random_state=0)),
-                ("dae", SparseWideDAE(epochs=100, learning_rate=3e-3, random_state=0)),
+                ("dae", SparseWideDAE(epochs=100, learning_rate=1e-2, random_state=0)),
             ]
         ),
     }

@@ -58,6 +58,20 @@ def test_sparse_encoder_equals_masked_dense(dense_input_above, uniform):
         torch.testing.assert_close(a, b)
 
 
+def test_sparse_encoder_on_dense_input_has_input_gradient():
+    pattern = _pattern(seed=4)
+    layer = SparseEncoder(pattern, torch.Generator().manual_seed(0))
+    x = torch.rand(6, 13, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    out = layer(x)
+    ref = x @ _dense(layer, pattern) + layer.bias
+    torch.testing.assert_close(out, ref)
+    G = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
+    got = torch.autograd.grad((out * G).sum(), [x, layer.values])
+    want = torch.autograd.grad((ref * G).sum(), [x, layer.values])
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b)
+
+
 @pytest.mark.parametrize("n_users", [5, 300])  # 300: several user slices in the backward
 def test_sparse_decoder_equals_masked_dense(n_users):
     pattern = _pattern(seed=3)
@@ -280,3 +294,27 @@ def test_standalone_builds_its_own_groups():
     assert model.grouper_ is not None and model.grouper_.K == 16
     assert model.membership_.shape == (80, 16)
     assert np.all(np.diff(model.membership_.indptr) == 3)
+
+
+def test_stacked_swdae_greedy_then_finetuned(grouped):
+    """§3.4: a second Sw-dae layer grouped on the first layer's codes, stacked, fine-tuned."""
+    train, _, test = grouped
+    model = SparseWideDAE(stacked_sizes=(6,), **{**FAST, "epochs": 3}).fit(train)
+    K = train.membership.shape[1]
+    (M2,) = model.stacked_memberships_
+    assert M2.shape == (K, 6) and np.all(np.diff(M2.indptr) == 1)  # R = 10% of 6, at least 1
+    assert [len(model.module_.encoders), len(model.module_.decoders)] == [2, 2]
+    assert [h["phase"] for h in model.history_] == ["pretrain"] * 3 + ["finetune"] * 3
+    assert model.n_parameters_ == 2 * (train.membership.nnz + M2.nnz) + K + 6 + K + 150
+    assert not hasattr(model, "_X_train")
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.decision_function(test), model.decision_function(test))
+
+
+def test_stacked_starts_from_pretrained_weights(grouped):
+    train, _, _ = grouped
+    model = SparseWideDAE(stacked_sizes=(6,), **{**FAST, "epochs": 2})
+    model.fit(train)
+    first = SparseWideDAE(**{**FAST, "epochs": 2}).fit(train)
+    # the greedy first layer is the one-layer model; fine-tuning then moves it
+    assert model.history_[1]["train_loss"] == first.history_[1]["train_loss"]

@@ -47,6 +47,8 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     """
 
     _optimizer = "adam"
+    #: ``history_`` phase names of the first and the second training (see ``_second_stage``).
+    _phases = ("dense", "retrain")
 
     # -- to implement -----------------------------------------------------------------------
     def _build_module(self, generator: torch.Generator) -> nn.Module:  # pragma: no cover
@@ -141,9 +143,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         if second is not None:
             last_phase = run(second, self._second_stage_epochs())
             for record in history:
-                record["phase"] = "dense"
+                record["phase"] = self._phases[0]
             for record in last_phase:
-                record["phase"] = "retrain"
+                record["phase"] = self._phases[1]
                 record["epoch"] += len(history)
             history = history + last_phase
             module = second

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions
 from .._typing import InteractionMatrix
-from ..nn import Batch, TrainState
+from ..nn import Batch, SparseRows, TrainState, train
 from ..nn._losses import multinomial_nll
 from ..nn._modules import SparseLinear, WideAE, dense_linear
 from ..nn._sparse import SparseDecoder, SparseEncoder
@@ -98,6 +98,10 @@ class _WideDAE(NeuralRecommender):
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
         batch = batch.with_values(torch.ones_like(batch.vals))  # binary history (§4)
+        return self._reconstruction_loss(module, batch, state)
+
+    def _reconstruction_loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
+        """-log p(x | f(x̃)) (Eq. 5) of the batch's values as they are, plus Fc-reg's ℓ1."""
         logits, code = module(batch, state.generator)
         if self.loss == "multinomial":
             value = multinomial_nll(logits, batch)
@@ -189,6 +193,12 @@ class SparseWideDAE(_WideDAE):
         Dimension of the spectral item embedding.
     method : {"laplacian", "svd"}, default="laplacian"
         Algorithm 1 or 2 of the paper.
+    stacked_sizes : tuple of int, default=()
+        Widths of further Sw-dae layers for a stacked Sw-dae (§3.4, Eq. 6-7): after the first
+        layer is trained, its hidden units become observed variables, are grouped by an
+        ItemGrouper (R = 10% of each width) and a Sw-dae is trained on them, greedily layer by
+        layer; the layers are then stacked with their pre-trained weights and fine-tuned for
+        ``epochs`` on the objective of Eq. 5 (history phases "pretrain" and "finetune").
     dropout : float, default=0.6
         Input dropout probability on the stored entries (the corruption C(x̃|x), §4.3).
     hidden_dropout : float, default=0.2
@@ -217,6 +227,8 @@ class SparseWideDAE(_WideDAE):
     ----------
     membership_ : scipy.sparse.csr_array of shape (n_items, K)
         The connectivity (1 where an item belongs to a group).
+    stacked_memberships_ : list of scipy.sparse.csr_array
+        Connectivity of each further stacked layer (empty for one hidden layer).
     grouper_ : ItemGrouper or None
         The grouper fitted by ``fit`` when no structure came with X.
     module_, history_, best_epoch_, device_, n_items_in_, n_features_in_
@@ -259,7 +271,9 @@ class SparseWideDAE(_WideDAE):
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left")],
         "method": [StrOptions({"laplacian", "svd"})],
+        "stacked_sizes": [tuple, list],
     }
+    _phases = ("pretrain", "finetune")
 
     def __init__(
         self,
@@ -268,6 +282,7 @@ class SparseWideDAE(_WideDAE):
         R: int | None = None,
         F: int = 50,
         method: str = "laplacian",
+        stacked_sizes: tuple[int, ...] = (),
         dropout: float = 0.6,
         hidden_dropout: float = 0.2,
         loss: str = "logistic",
@@ -287,6 +302,7 @@ class SparseWideDAE(_WideDAE):
         self.R = R
         self.F = F
         self.method = method
+        self.stacked_sizes = stacked_sizes
         self.dropout = dropout
         self.hidden_dropout = hidden_dropout
         self.loss = loss
@@ -323,7 +339,8 @@ class SparseWideDAE(_WideDAE):
         try:
             return super().fit(X, y, X_valid=X_valid)  # type: ignore[return-value]
         finally:
-            del self._given_membership
+            for name in ("_given_membership", "_X_train"):  # never pickled
+                self.__dict__.pop(name, None)
 
     def _needs_groups(self) -> bool:
         return self._given_membership is None
@@ -347,12 +364,72 @@ class SparseWideDAE(_WideDAE):
             ).fit(X_train)
             membership = self.grouper_.membership_
         self.membership_ = membership
+        self.stacked_memberships_: list[sp.csr_array] = []
+        self._X_train, self._seed = X_train, seed
 
     def _layers(self, generator: torch.Generator) -> tuple[list[nn.Module], list[nn.Module]]:
+        memberships = [self.membership_, *self.stacked_memberships_]
         return (
-            [SparseEncoder(self.membership_, generator)],
-            [SparseDecoder(self.membership_, generator)],
+            [SparseEncoder(M, generator) for M in memberships],
+            [SparseDecoder(M, generator) for M in memberships[::-1]],
         )
+
+    # -- stacked Sw-dae (§3.4): greedy layer-wise pre-training, then fine-tuning --------------
+    def _second_stage(self, module: nn.Module) -> nn.Module | None:
+        if not self.stacked_sizes:
+            return None
+        from ..grouping import ItemGrouper
+
+        X, seed = self._X_train, self._seed
+        pretrained = [module]
+        memberships = []
+        for depth, width in enumerate(self.stacked_sizes, start=2):
+            codes = _codes(pretrained[-1], X, self.batch_size)  # hidden units as observed
+            grouper = ItemGrouper(
+                width, F=min(self.F, codes.shape[1]), method=self.method, random_state=seed
+            ).fit(codes)
+            M = grouper.membership_
+            generator = torch.Generator().manual_seed(seed + depth)
+            layer = WideAE(
+                [SparseEncoder(M, generator)],
+                [SparseDecoder(M, generator)],
+                dropout=self.dropout,
+                hidden_dropout=self.hidden_dropout,
+            )
+            train(
+                layer,
+                codes,
+                loss=self._reconstruction_loss,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                learning_rate=self.learning_rate,
+                weight_decay=self._weight_decay(),
+                device=self.device_,
+                seed=seed + depth,
+                verbose=self.verbose,
+                desc=f"{type(self).__name__} layer {depth}",
+            )
+            pretrained.append(layer)
+            memberships.append(M)
+            X = codes
+        self.stacked_memberships_ = memberships
+        stacked = self._build_module(torch.Generator().manual_seed(seed))
+        n = len(pretrained)
+        for depth, layer in enumerate(pretrained):  # copy the pre-trained weights (Eq. 6-7)
+            stacked.encoders[depth].load_state_dict(layer.encoders[0].state_dict())
+            stacked.decoders[n - 1 - depth].load_state_dict(layer.decoders[0].state_dict())
+        return stacked.to(self.device_)
+
+
+def _codes(module: nn.Module, X: sp.csr_array, batch_size: int) -> sp.csr_array:
+    """The innermost code of every row of X (eval mode), as a CSR matrix: the data of the
+    next greedy layer."""
+    device = next(module.parameters()).device
+    rows = SparseRows(X, device)
+    module.eval()
+    with torch.no_grad():
+        parts = [module.encode(b).cpu().numpy() for b in rows.batches(batch_size)]
+    return sp.csr_array(np.vstack(parts).astype(np.float32))
 
 
 class FCDAE(_WideDAE):

@@ -153,18 +153,21 @@ class _DecoderProduct(torch.autograd.Function):
 
 
 class _EncoderProduct(torch.autograd.Function):
-    """``h = x W`` for a dense input batch x (b, n_items) that needs no gradient."""
+    """``h = x W`` for a dense input batch x (b, n_items): the transpose of _DecoderProduct."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, values: Tensor, p: _Pattern) -> Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
+        ctx.save_for_backward(x, values)
         ctx.pattern = p
         return _neuron_major(p, values, x)
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        return None, _sampled_product(ctx.pattern, x, grad), None
+        x, values = ctx.saved_tensors
+        p: _Pattern = ctx.pattern
+        grad_x = _item_major(p, values, grad) if ctx.needs_input_grad[0] else None
+        grad_values = _sampled_product(p, x, grad) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_values, None
 
 
 class SparseEncoder(nn.Module):
@@ -205,8 +208,12 @@ class SparseEncoder(nn.Module):
         nn.init.normal_(self.bias, 0.0, 0.001, generator=generator)
         self.dense_input_above = dense_input_above
 
-    def forward(self, batch: Batch) -> Tensor:
-        if len(batch.cols) > self.dense_input_above * batch.size * batch.n_items:
+    def forward(self, batch: Batch | Tensor) -> Tensor:
+        """``x W + b`` for a sparse :class:`Batch` or a dense (b, n_items) tensor (the
+        activations of a previous layer in a stacked network)."""
+        if isinstance(batch, Tensor):
+            out = _EncoderProduct.apply(batch, self.values, self.pattern)
+        elif len(batch.cols) > self.dense_input_above * batch.size * batch.n_items:
             out = _EncoderProduct.apply(batch.dense(), self.values, self.pattern)
         else:
             out = self._scatter(batch)
