@@ -5,6 +5,7 @@ users), with ``--splits`` different user permutations (seeds 98765, 98766, ...).
 (K, λ of EASE, the epoch of each neural model) is made on validation users; test users are
 scored once. Mean over splits ± standard error of the split means.
 
+    python benchmarks/swdae.py likelihood --data ml-1m      # loss and learning rate (validation)
     python benchmarks/swdae.py width    --data ml-1m        # Figure 5: NDCG vs K, Sw-dae & FC
     python benchmarks/swdae.py table3   --data ml-1m --K 1000 --split-ids 0 1 2  # Table 3 + 7,
     python benchmarks/swdae.py table3   --data ml-1m --K 1000 --split-ids 3 4    # in parallel
@@ -262,6 +263,41 @@ def width(args) -> None:
     plot(f"width_{args.data}", draw)
 
 
+def likelihood(args) -> None:
+    """The choice of the default likelihood and the learning rate, on validation users."""
+    split = split_of(args.data, 0)
+    rows = []
+    for loss in ("logistic", "multinomial"):
+        for lr in args.lrs:
+            args.lr = lr
+            model = neural("Sw-dae", args, split, loss=loss)
+            valid = [h["valid_ndcg"] for h in model.history_]
+            rows.append(
+                {
+                    "loss": loss,
+                    "lr": lr,
+                    "best_valid_ndcg@100": max(valid),
+                    "best_epoch": model.best_epoch_,
+                    "epochs_run": len(valid),
+                    "curve": valid,
+                }
+            )
+            print({k: v for k, v in rows[-1].items() if k != "curve"}, flush=True)
+    lines = [
+        f"# Sw-dae likelihood and learning rate: {header(args)}, K={args.K}, split 0, "
+        "validation users only",
+        "",
+        "| loss | learning rate | best valid NDCG@100 | best epoch | epochs run |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['loss']} | {r['lr']:g} | {r['best_valid_ndcg@100']:.4f} | "
+        f"{r['best_epoch']} | {r['epochs_run']} |"
+        for r in rows
+    ]
+    save(f"likelihood_{args.data}", {"rows": rows}, lines)
+
+
 def density(args) -> None:
     split = split_of(args.data, 0)
     rows = []
@@ -412,7 +448,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "experiment",
-        choices=["table3", "merge", "width", "density", "grouping", "spectral", "genres"],
+        choices=[
+            "table3",
+            "merge",
+            "likelihood",
+            "width",
+            "density",
+            "grouping",
+            "spectral",
+            "genres",
+        ],
     )
     parser.add_argument("--data", default="ml-1m")
     parser.add_argument("--K", type=int, default=1000)
@@ -423,6 +468,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=None)
     parser.add_argument("--split-ids", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--lr", type=float, default=1e-3, help="Sw-dae / Fc-dae learning rate")
+    parser.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2])
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--patience", type=int, default=30)
     parser.add_argument("--l1", type=float, default=1e-3)
