@@ -231,7 +231,10 @@ def merge(args) -> None:
 
 def width(args) -> None:
     split = split_of(args.data, 0)
-    rows = []
+    path = RESULTS / f"swdae_width_{args.data}.json"
+    done = {(m, K) for m in args.models for K in args.Ks}
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    rows = [r for r in old if (r["model"], r["K"]) not in done]  # earlier runs are kept
     for K in args.Ks:
         for name in args.models:
             tic = time.perf_counter()
@@ -239,6 +242,8 @@ def width(args) -> None:
             row.update(model=name, K=K, fit_seconds=time.perf_counter() - tic)
             rows.append(row)
             print(row, flush=True)
+            path.write_text(json.dumps({"rows": rows}, indent=2) + "\n")  # partial results
+    rows.sort(key=lambda r: (r["model"], r["K"]))
     lines = [
         f"# Figure 5 analogue (width): {header(args)}, split 0, R = K/10",
         "",
@@ -251,10 +256,11 @@ def width(args) -> None:
         for r in rows
     ]
     save(f"width_{args.data}", {"rows": rows}, lines)
+    models = sorted({r["model"] for r in rows})
 
     def draw(ax):
-        for name in args.models:
-            pts = [(r["K"], r["ndcg@100"]) for r in rows if r["model"] == name]
+        for name in models:
+            pts = sorted((r["K"], r["ndcg@100"]) for r in rows if r["model"] == name)
             ax.plot(*zip(*pts, strict=True), marker="o", label=name)
         ax.set_xlabel("K (hidden neurons)")
         ax.set_ylabel("test NDCG@100")
