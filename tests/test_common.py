@@ -29,7 +29,16 @@ EXPECTED_FAILURES: dict[str, str] = {
 }
 
 
+_ROUNDING = (
+    "float32 GEMM and embedding-bag kernels may round a row differently by its position in "
+    "the batch (1 ulp, above the check's rtol=1e-7); batch == row-by-row is tested with "
+    "rtol=1e-5 in tests/test_recommenders.py"
+)
+
+
 def _expected(est):
+    if hasattr(est, "epochs"):  # torch models
+        return {**EXPECTED_FAILURES, "check_methods_sample_order_invariance": _ROUNDING}
     return EXPECTED_FAILURES
 
 
