@@ -3,9 +3,10 @@
 1. Kernels: the decoder product ``Y = H Wᵀ`` and its two backward products for a batch of 500
    users, W of shape (n_items, K) with R connections per item, in three designs:
 
-   - ``embedding_bag`` (kept): forward is an embedding bag over each item's neurons, the
-     hidden gradient an embedding bag over each neuron's items (CSC order), the weight
-     gradient an SDDMM (``torch.sparse.sampled_addmm``);
+   - ``embedding_bag`` (kept; the model's own kernels from ``skcfae.nn._sparse``): forward is
+     an embedding bag over each item's neurons, the hidden gradient an embedding bag over each
+     neuron's items (CSC order, in slices of users), the weight gradient an SDDMM
+     (``torch.sparse.sampled_addmm``);
    - ``csr``: torch CSR ``sparse.mm`` (MKL on CPU) for the forward and for the transposed
      product of the backward pass, the same SDDMM;
    - ``gather``: ``(H[:, idx] * w).sum(-1)`` over item chunks (forward only).
@@ -33,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 
 from skcfae.datasets import make_interactions
 from skcfae.models import FCDAE, SparseWideDAE
+from skcfae.nn._sparse import _item_major, _neuron_major, _Pattern, _sampled_product
 
 RESULTS = Path(__file__).parent / "results"
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
@@ -72,25 +73,16 @@ def kernels(n_items: int, K: int, R: int, b: int = 500) -> dict:
     H = torch.rand(b, K, generator=g)
     G = torch.randn(b, n_items, generator=g)
     Ht, Gt = H.T.contiguous(), G.T.contiguous()
-    perm = torch.argsort(cols, stable=True)
-    items = torch.repeat_interleave(torch.arange(n_items), R)[perm]
-    counts = torch.bincount(cols, minlength=K)
-    csc_offsets = torch.cumsum(counts, 0) - counts
-    offsets = indptr[:-1]
-    mask = torch.sparse_csr_tensor(indptr, cols, torch.zeros_like(vals), (n_items, K))
+    p = _Pattern(pattern)  # the model's own kernels (skcfae.nn._sparse)
     flops = 2.0 * b * n_items * R
 
     out: dict = {"dense_gemms_s": timed(lambda: (H @ Wd.T, G @ Wd, G.T @ H))}
     out["dense_gflops"] = 3 * 2.0 * b * n_items * K / out["dense_gemms_s"] / 1e9
-    sddmm = timed(lambda: torch.sparse.sampled_addmm(mask, Gt, H, beta=0.0))
+    sddmm = timed(lambda: _sampled_product(p, G, H))
     designs = {
         "embedding_bag": (
-            timed(lambda: F.embedding_bag(cols, Ht, offsets, mode="sum", per_sample_weights=vals)),
-            timed(
-                lambda: F.embedding_bag(
-                    items, Gt, csc_offsets, mode="sum", per_sample_weights=vals[perm]
-                )
-            ),
+            timed(lambda: _item_major(p, vals, H)),
+            timed(lambda: _neuron_major(p, vals, G)),
             sddmm,
         ),
         "csr": (
