@@ -49,10 +49,14 @@ def valid_of(split):
 
 
 def neural(name: str, args, split, **extra):
-    """A neural model with the epoch cap and early stopping of this script."""
+    """A neural model with the epoch cap and early stopping of this script.
+
+    A suffix ``-K<width>`` (e.g. ``Sw-dae-K2000``) overrides ``--K`` for that model."""
     common = dict(epochs=args.epochs, n_iter_no_change=args.patience, random_state=0, device="cpu")
-    K = extra.pop("K", args.K)
+    name, K = width_of(name, extra.pop("K", args.K))
     R = extra.pop("R", None)
+    if name.startswith(("Sw", "Fc")):
+        common["learning_rate"] = args.lr
     if name == "Sw-dae":
         model = SparseWideDAE(K, R=R, **common, **extra)
     elif name == "Fc-dae":
@@ -68,6 +72,12 @@ def neural(name: str, args, split, **extra):
     else:
         raise ValueError(name)
     return model.fit(split.train, X_valid=valid_of(split))
+
+
+def width_of(name: str, default: int) -> tuple[str, int]:
+    """``("Sw-dae-K2000", 1000)`` -> ``("Sw-dae", 2000)``; names without a suffix keep ``default``."""
+    base, sep, K = name.rpartition("-K")
+    return (base, int(K)) if sep and K.isdigit() else (name, default)
 
 
 def evaluate(model, split) -> dict:
@@ -150,7 +160,7 @@ def table3(args) -> None:
                 continue
             tic = time.perf_counter()
             model = fit_any(name, args, split)
-            row = {"model": name, "split": i, "K": args.K, "lr": args.lr}
+            row = {"model": name, "split": i, "K": width_of(name, args.K)[1], "lr": args.lr}
             if model is None:
                 row["skipped"] = "no K <= n_items gives Mult-VAE's parameter count"
             else:
@@ -493,6 +503,7 @@ def main() -> None:
                 "Mult-DAE",
                 "Mult-VAE",
                 "Sw-dae",
+                "Sw-dae-K2000",
                 "Sw-dae-p",
                 "Fc-dae",
                 "Fc-prune-90",
