@@ -12,7 +12,7 @@ import torch
 from skcfae import MultDAE, MultVAE
 from skcfae.exceptions import DeviceWarning
 from skcfae.nn import SparseRows, TrainState, resolve_device, train
-from skcfae.nn._losses import gaussian_kl, multinomial_nll
+from skcfae.nn._losses import gaussian_kl, logistic_nll, multinomial_nll
 from skcfae.nn._modules import MultiLayerAE, SparseLinear, l2_normalize_rows
 
 
@@ -45,6 +45,35 @@ def test_multinomial_nll_equals_dense_reference():
     logits = torch.randn(30, 12, generator=torch.Generator().manual_seed(1))
     expected = -(torch.log_softmax(logits, 1) * batch.dense()).sum(1).mean()
     torch.testing.assert_close(multinomial_nll(logits, batch), expected)
+
+
+def _dense_references():
+    return {
+        multinomial_nll: lambda z, x: -(torch.log_softmax(z, 1) * x).sum(1).mean(),
+        logistic_nll: lambda z, x: torch.nn.functional.binary_cross_entropy_with_logits(
+            z, x, reduction="sum"
+        )
+        / z.shape[0],
+    }
+
+
+@pytest.mark.parametrize("loss", [multinomial_nll, logistic_nll])
+@pytest.mark.parametrize("item_major", [False, True])
+def test_sparse_target_losses_match_dense_value_and_gradient(loss, item_major):
+    # soft targets too (stacked Sw-dae reconstructs codes in [0, 1]); item-major logits are
+    # what a SparseDecoder returns (a transposed view)
+    X = _random_csr()
+    X.data = np.random.default_rng(0).uniform(0.1, 1.0, X.nnz).astype(np.float32)
+    batch = SparseRows(X, torch.device("cpu")).batch(torch.arange(30))
+    base = torch.randn(12, 30, generator=torch.Generator().manual_seed(1)) * 5
+    z = (base.t() if item_major else base.t().contiguous()).requires_grad_(True)
+    z_ref = z.detach().clone().requires_grad_(True)
+    value = loss(z, batch)
+    expected = _dense_references()[loss](z_ref, batch.dense())
+    torch.testing.assert_close(value, expected)
+    (2.5 * value).backward()
+    (2.5 * expected).backward()
+    torch.testing.assert_close(z.grad, z_ref.grad)
 
 
 def test_gaussian_kl_zero_at_prior():

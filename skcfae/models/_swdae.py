@@ -9,13 +9,12 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions
 from .._typing import InteractionMatrix
 from ..nn import Batch, SparseRows, TrainState, train
-from ..nn._losses import multinomial_nll
+from ..nn._losses import logistic_nll, multinomial_nll
 from ..nn._modules import SparseLinear, WideAE, dense_linear
 from ..nn._sparse import SparseDecoder, SparseEncoder
 from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
@@ -106,10 +105,7 @@ class _WideDAE(NeuralRecommender):
         if self.loss == "multinomial":
             value = multinomial_nll(logits, batch)
         else:  # Bernoulli likelihood of Eq. 4: sigmoid outputs, summed over items
-            value = (
-                F.binary_cross_entropy_with_logits(logits, batch.dense(), reduction="sum")
-                / batch.size
-            )
+            value = logistic_nll(logits, batch)
         if self._l1() > 0:
             value = value + self._l1() * code.abs().sum(dim=1).mean()
         return value

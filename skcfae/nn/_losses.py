@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._engine import Batch
 
-__all__ = ["gaussian_kl", "multinomial_nll"]
+__all__ = ["gaussian_kl", "logistic_nll", "multinomial_nll"]
 
 
 class _MultinomialNLL(torch.autograd.Function):
@@ -49,6 +49,41 @@ def multinomial_nll(logits: Tensor, target: Batch) -> Tensor:
     ``x`` stays sparse: only its stored entries are gathered from the log-probabilities.
     """
     return _MultinomialNLL.apply(logits, target.row_of, target.cols, target.vals)
+
+
+class _LogisticNLL(torch.autograd.Function):
+    """``Σ_ui [softplus(z_ui) - x_ui z_ui] / b``: binary cross-entropy with logits, whose
+    target is sparse (``BCE(z, x) = softplus(z) - x z`` for any x).
+
+    No dense target is built, and both passes are one sweep over the logits in their own
+    memory layout (a sparse decoder returns item-major logits; mixing them with a row-major
+    dense target made ``binary_cross_entropy_with_logits`` the slowest op of a Sw-dae step).
+    Backward is ``(sigmoid(z) - x) / b``: one sigmoid and a sparse subtraction.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, logits: Tensor, row_of: Tensor, cols: Tensor, vals: Tensor
+    ) -> Tensor:
+        b = logits.shape[0]
+        ctx.save_for_backward(logits, row_of, cols, vals)
+        observed = (logits[row_of, cols] * vals).sum()
+        return (torch.nn.functional.softplus(logits).sum() - observed) / b
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        logits, row_of, cols, vals = ctx.saved_tensors
+        scale = grad / logits.shape[0]
+        out = torch.sigmoid(logits).mul_(scale)
+        out.index_put_((row_of, cols), -vals * scale, accumulate=True)
+        return out, None, None, None
+
+
+def logistic_nll(logits: Tensor, target: Batch) -> Tensor:
+    """Mean over users of ``-Σ_i [x_ui log σ(z_ui) + (1 - x_ui) log(1 - σ(z_ui))]``, the
+    Bernoulli likelihood of papers/000_a2475424b54d3d60.txt Eq. 4 summed over items; ``x``
+    stays sparse."""
+    return _LogisticNLL.apply(logits, target.row_of, target.cols, target.vals)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -103,9 +103,16 @@ def _init_values(pattern: sp.csr_array, generator: torch.Generator) -> Tensor:
 
 
 def _item_major(p: _Pattern, values: Tensor, h: Tensor) -> Tensor:
-    """``h Wᵀ`` (b, n_items): row i of the transpose sums the rows of hᵀ of item i's neurons."""
+    """``h Wᵀ`` (b, n_items): row i of the transpose sums the rows of hᵀ of item i's neurons.
+
+    Inputs are detached so that torch takes its forward-only kernel (these products run
+    inside the autograd functions below, which supply the gradients)."""
     return F.embedding_bag(
-        p.cols, h.t().contiguous(), p.item_offsets, mode="sum", per_sample_weights=values
+        p.cols,
+        h.detach().t().contiguous(),
+        p.item_offsets,
+        mode="sum",
+        per_sample_weights=values.detach(),
     ).t()
 
 
@@ -113,11 +120,11 @@ def _neuron_major(p: _Pattern, values: Tensor, g: Tensor) -> Tensor:
     """``g W`` (b, n_hidden) for dense g (b, n_items): row k of the transpose sums the rows of
     gᵀ of neuron k's items (CSC order). gᵀ is read in slices of users so that a slice stays in
     cache while the bags sweep it (2x faster than one pass on ML-20M shapes, CPU)."""
-    weights = values[p.perm]
+    weights = values.detach()[p.perm]
     parts = [
         F.embedding_bag(
             p.csc_items,
-            g[s : s + _USER_SLICE].t().contiguous(),
+            g[s : s + _USER_SLICE].detach().t().contiguous(),
             p.csc_offsets,
             mode="sum",
             per_sample_weights=weights,
