@@ -14,7 +14,8 @@
    Each is timed against the three dense GEMMs of an FC layer of the same width, measured in
    the same run; GFLOP/s count the useful multiply-adds (2·b·n_items·R per product).
 2. Epoch: ``SparseWideDAE`` vs ``FCDAE`` of the same width K on ML-20M-shaped synthetic data,
-   one epoch over ``--users`` users through the real training engine (R/K = 10%).
+   the fastest of three epochs over ``--users`` users through the real training engine
+   (R/K = 10%).
 
     python benchmarks/sparse_layer.py                     # ML-20M shape, K=1000, 10k users
     python benchmarks/sparse_layer.py --K 2000 --users 5000
@@ -45,11 +46,15 @@ warnings.filterwarnings("ignore", message="Sparse invariant checks")
 
 
 def timed(fn, reps: int = 5) -> float:
+    """Best of ``reps`` timed calls after a warm-up (the machine is a shared VM: the minimum is
+    the least disturbed measurement)."""
     fn()
-    tic = time.perf_counter()
+    best = float("inf")
     for _ in range(reps):
+        tic = time.perf_counter()
         fn()
-    return (time.perf_counter() - tic) / reps
+        best = min(best, time.perf_counter() - tic)
+    return best
 
 
 def random_pattern(n_items: int, K: int, R: int, seed: int = 0) -> sp.csr_array:
@@ -71,7 +76,9 @@ def kernels(n_items: int, K: int, R: int, b: int = 500) -> dict:
     Wt = W.to_dense().T.contiguous().to_sparse_csr()
     Wd = W.to_dense()
     H = torch.rand(b, K, generator=g)
-    G = torch.randn(b, n_items, generator=g)
+    # the output gradient in the layout the model produces: item-major, like the logits of
+    # the embedding-bag forward (its elementwise loss keeps that layout)
+    G = torch.randn(n_items, b, generator=g).t()
     Ht, Gt = H.T.contiguous(), G.T.contiguous()
     p = _Pattern(pattern)  # the model's own kernels (skcfae.nn._sparse)
     flops = 2.0 * b * n_items * R
@@ -116,15 +123,32 @@ def kernels(n_items: int, K: int, R: int, b: int = 500) -> dict:
     return out
 
 
+def block_fill(membership: sp.csr_array, labels: np.ndarray) -> dict:
+    """The block-sparse design, judged before writing its kernel: items sorted by their
+    k-means group, cut into blocks of ``size`` items; a dense tile spans the union of a
+    block's neurons. Returns the tiles' multiply-adds over the useful ones (the pattern's)."""
+    M = sp.csr_array(membership)[np.argsort(labels, kind="stable")]
+    out = {}
+    for size in (16, 32, 64, 128):
+        tiles = sum(
+            np.unique(M[s : s + size].indices).size * min(size, M.shape[0] - s)
+            for s in range(0, M.shape[0], size)
+        )
+        out[size] = tiles / M.nnz
+    return out
+
+
 def epoch(X: sp.csr_array, K: int, R: int, grouper: str) -> dict:
     n_items = X.shape[1]
     if grouper == "random":
         membership, group_s = random_pattern(n_items, K, R), 0.0
+        labels = np.asarray(membership.argmax(axis=1)).ravel()
     else:
         from skcfae import ItemGrouper
 
         tic = time.perf_counter()
-        membership = ItemGrouper(K, R=R, random_state=0).fit(X).membership_
+        fitted = ItemGrouper(K, R=R, random_state=0).fit(X)
+        membership, labels = fitted.membership_, fitted.labels_
         group_s = time.perf_counter() - tic
 
     class Carrying(sp.csr_array):
@@ -132,10 +156,11 @@ def epoch(X: sp.csr_array, K: int, R: int, grouper: str) -> dict:
 
     Xg = Carrying(X)
     Xg.membership = membership
-    common = dict(epochs=1, random_state=0, device="cpu")
+    common = dict(epochs=3, random_state=0, device="cpu")
     sw = SparseWideDAE(**common).fit(Xg)
     fc = FCDAE(K=K, **common).fit(X)
-    sw_s, fc_s = sw.history_[0]["dur"], fc.history_[0]["dur"]
+    sw_s = min(h["dur"] for h in sw.history_)  # fastest of 3 epochs (shared VM)
+    fc_s = min(h["dur"] for h in fc.history_)
     return {
         "users": X.shape[0],
         "items": n_items,
@@ -146,6 +171,7 @@ def epoch(X: sp.csr_array, K: int, R: int, grouper: str) -> dict:
         "swdae_epoch_s": sw_s,
         "fcdae_epoch_s": fc_s,
         "ratio": sw_s / fc_s,
+        "block_fill": block_fill(membership, labels),
         "swdae_parameters": sw.n_parameters_,
         "fcdae_parameters": fc.n_parameters_,
     }
@@ -199,6 +225,13 @@ def main() -> None:
         f"K={e['K']}, R={e['R']}, groups from {e['grouping']}: Sw-dae {e['swdae_epoch_s']:.2f} s, "
         f"Fc-dae {e['fcdae_epoch_s']:.2f} s, ratio **{e['ratio']:.3f}** (goal <= 0.3; FLOP "
         f"ratio 0.1). Parameters: {e['swdae_parameters']:,} vs {e['fcdae_parameters']:,}.",
+        "",
+        "Block-sparse (items sorted by group, dense tiles over each block's neurons), judged "
+        "by its multiply-adds before writing a kernel: tiles hold "
+        + ", ".join(f"{v:.1f}x ({k} items)" for k, v in e["block_fill"].items())
+        + f" the useful ones, i.e. {min(e['block_fill'].values()) * R / args.K:.2f}x or more "
+        "of the dense layer's work, before the gathers; it cannot beat the embedding-bag "
+        "kernels, so it was not built.",
         "",
     ]
     (RESULTS / "sparse_layer.md").write_text("\n".join(lines))

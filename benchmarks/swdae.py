@@ -75,7 +75,7 @@ def neural(name: str, args, split, **extra):
 
 
 def width_of(name: str, default: int) -> tuple[str, int]:
-    """``("Sw-dae-K2000", 1000)`` -> ``("Sw-dae", 2000)``; names without a suffix keep ``default``."""
+    """``("Sw-dae-K2000", 1000)`` -> ``("Sw-dae", 2000)``; without a suffix, ``default``."""
     base, sep, K = name.rpartition("-K")
     return (base, int(K)) if sep and K.isdigit() else (name, default)
 

@@ -50,10 +50,9 @@ def test_multinomial_nll_equals_dense_reference():
 def _dense_references():
     return {
         multinomial_nll: lambda z, x: -(torch.log_softmax(z, 1) * x).sum(1).mean(),
-        logistic_nll: lambda z, x: torch.nn.functional.binary_cross_entropy_with_logits(
-            z, x, reduction="sum"
-        )
-        / z.shape[0],
+        logistic_nll: lambda z, x: (
+            torch.nn.functional.binary_cross_entropy_with_logits(z, x, reduction="sum") / z.shape[0]
+        ),
     }
 
 
