@@ -147,12 +147,12 @@ def _topk_masked(scores: Any, X: sp.csr_array, n: int, exclude_seen: bool) -> np
 
 
 def _check_n(n: Any, n_items: int, caller: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, Integral) or int(n) < 1:
         raise ValueError(
             f"The 'n' parameter of {caller} must be an int in the range [1, {n_items}]. "
             f"Got {n!r} instead."
         )
-    if n > n_items:
+    if int(n) > n_items:
         raise ValueError(
             f"The 'n' parameter of {caller} must be an int in the range [1, {n_items}] "
             f"(the model knows {n_items} items). Got {n} instead."

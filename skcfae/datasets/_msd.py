@@ -31,7 +31,11 @@ def _merge_codes(
 
 def _read_triplets(path: Path, chunk_bytes: int = 1 << 26) -> tuple[np.ndarray, ...]:
     """``user<TAB>song<TAB>count`` lines, read in chunks to bound memory."""
-    users_u, users_c, songs_u, songs_c, counts = [], [], [], [], []
+    users_u: list[np.ndarray] = []
+    users_c: list[np.ndarray] = []
+    songs_u: list[np.ndarray] = []
+    songs_c: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
     with open(path, "rb") as f:
         rest = b""
         while True:

@@ -162,11 +162,12 @@ class MultVAE(NeuralRecommender):
         return 2.0 * self.l2_reg  # gradient of l2_reg * ||W||²
 
     def _beta(self, step: int) -> float:
-        total = self.total_anneal_steps
-        if total == "auto":
+        if self.total_anneal_steps == "auto":
             total = max(
                 1.0, 0.8 * self.epochs * self._steps_per_epoch / max(self.anneal_cap, 1e-12)
             )
+        else:
+            total = float(self.total_anneal_steps)
         return min(self.anneal_cap, step / total)
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:

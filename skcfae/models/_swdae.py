@@ -85,7 +85,7 @@ class _WideDAE(NeuralRecommender):
     def _layers(self, generator: torch.Generator) -> tuple[list[nn.Module], list[nn.Module]]:
         raise NotImplementedError  # pragma: no cover
 
-    def _build_module(self, generator: torch.Generator) -> nn.Module:
+    def _build_module(self, generator: torch.Generator) -> WideAE:
         encoders, decoders = self._layers(generator)
         return WideAE(encoders, decoders, dropout=self.dropout, hidden_dropout=self.hidden_dropout)
 
@@ -376,8 +376,9 @@ class SparseWideDAE(_WideDAE):
             return None
         from ..grouping import ItemGrouper
 
+        assert isinstance(module, WideAE)
         X, seed = self._X_train, self._seed
-        pretrained = [module]
+        pretrained: list[WideAE] = [module]
         memberships = []
         for depth, width in enumerate(self.stacked_sizes, start=2):
             codes = _codes(pretrained[-1], X, self.batch_size)  # hidden units as observed
@@ -417,7 +418,7 @@ class SparseWideDAE(_WideDAE):
         return stacked.to(self.device_)
 
 
-def _codes(module: nn.Module, X: sp.csr_array, batch_size: int) -> sp.csr_array:
+def _codes(module: WideAE, X: sp.csr_array, batch_size: int) -> sp.csr_array:
     """The innermost code of every row of X (eval mode), as a CSR matrix: the data of the
     next greedy layer."""
     device = next(module.parameters()).device
@@ -565,16 +566,20 @@ class FCDAE(_WideDAE):
         """After the dense training: prune and return the sparse module to retrain."""
         if self.prune is None:
             return None
-        enc = module.encoders[0].weight.detach().cpu()  # (n_items, K)
-        dec = module.decoders[0].weight.detach().cpu()  # (n_items, K)
-        enc_pattern, enc_values = _prune(enc, self.prune)
-        dec_pattern, dec_values = _prune(dec, self.prune)
+        assert isinstance(module, WideAE)
+        enc, dec = module.encoders[0], module.decoders[0]
+        assert isinstance(enc, SparseLinear) and isinstance(dec, nn.Linear)
+        # both weights are (n_items, K)
+        enc_pattern, enc_values = _prune(enc.weight.detach().cpu(), self.prune)
+        dec_pattern, dec_values = _prune(dec.weight.detach().cpu(), self.prune)
         self.encoder_pattern_, self.decoder_pattern_ = enc_pattern, dec_pattern
         self._pruned_values = (enc_values, dec_values)
         sparse = self._build_module(torch.Generator().manual_seed(0))
+        sparse_enc, sparse_dec = sparse.encoders[0], sparse.decoders[0]
+        assert isinstance(sparse_enc, SparseEncoder) and isinstance(sparse_dec, SparseDecoder)
         with torch.no_grad():  # biases carry over too
-            sparse.encoders[0].bias.copy_(module.encoders[0].bias)
-            sparse.decoders[0].bias.copy_(module.decoders[0].bias)
+            sparse_enc.bias.copy_(enc.bias)
+            sparse_dec.bias.copy_(dec.bias)
         self._pruned_values = None
         return sparse
 

@@ -149,7 +149,10 @@ def make_optimizer(
     is_weight = [p.ndim >= 2 or n.endswith("values") for n, p in named]
     weights = [p for p, w in zip(params, is_weight, strict=True) if w]
     others = [p for p, w in zip(params, is_weight, strict=True) if not w]
-    groups = [{"params": weights, "weight_decay": weight_decay}, {"params": others}]
+    groups: list[dict[str, Any]] = [
+        {"params": weights, "weight_decay": weight_decay},
+        {"params": others},
+    ]
     groups = [g for g in groups if g["params"]]
     device = params[0].device.type if params else "cpu"
     if name in ("adam", "sgd"):
