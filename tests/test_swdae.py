@@ -318,3 +318,25 @@ def test_stacked_starts_from_pretrained_weights(grouped):
     first = SparseWideDAE(**{**FAST, "epochs": 2}).fit(train)
     # the greedy first layer is the one-layer model; fine-tuning then moves it
     assert model.history_[1]["train_loss"] == first.history_[1]["train_loss"]
+
+
+@pytest.mark.parametrize(
+    "n_users, batch_size, auto_steps, expected",
+    [(24, 6, 150, 100), (24, 24, 150, 150)],
+)
+def test_auto_epochs_give_the_paper_epochs_or_a_minimum_of_updates(
+    n_users, batch_size, auto_steps, expected, monkeypatch
+):
+    # "auto" = max(100 epochs, ceil(auto_steps / steps per epoch)); the default is 3,000 steps
+    monkeypatch.setattr(SparseWideDAE, "_auto_steps", auto_steps)
+    X = make_interactions(n_users, 20, n_groups=2, density=0.3, random_state=0)
+    model = SparseWideDAE(
+        K=4, R=1, F=2, epochs="auto", batch_size=batch_size, random_state=0, device="cpu"
+    ).fit(X)
+    assert len(model.history_) == expected
+
+
+def test_epochs_rejects_other_strings():
+    X = make_interactions(30, 20, n_groups=2, density=0.3, random_state=0)
+    with pytest.raises(ValueError, match="epochs"):
+        SparseWideDAE(K=4, R=1, epochs="many").fit(X)

@@ -76,6 +76,16 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         return None
 
     def _second_stage_epochs(self) -> int:
+        return self._n_epochs()
+
+    #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
+    #: models that accept it (see SparseWideDAE).
+    _auto_steps = 3000
+
+    def _n_epochs(self) -> int:
+        """``epochs``, with "auto" resolved for the training set of the current fit."""
+        if self.epochs == "auto":
+            return max(100, -(-self._auto_steps // self._steps_per_epoch))
         return int(self.epochs)
 
     @property
@@ -137,7 +147,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
             )
 
         self._n_fit_users = X_train.shape[0]
-        history = run(module, self.epochs)
+        history = run(module, self._n_epochs())
         last_phase = history
         second = self._second_stage(module)
         if second is not None:
