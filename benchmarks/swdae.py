@@ -168,6 +168,7 @@ def table3(args) -> None:
             if model is None:
                 row["skipped"] = "no K <= n_items gives Mult-VAE's parameter count"
             else:
+                row["K"] = getattr(model, "K", row["K"])  # Sw-dae-p chooses its own
                 row.update(evaluate(model, split))
                 row["fit_seconds"] = time.perf_counter() - tic
                 c = summarize(per_user(model, split.test_fold_in[cold], split.test_holdout[cold]))
