@@ -49,6 +49,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     _optimizer = "adam"
     #: ``history_`` phase names of the first and the second training (see ``_second_stage``).
     _phases = ("dense", "retrain")
+    #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
+    #: models that accept it (see SparseWideDAE).
+    _auto_steps = 3000
 
     # -- to implement -----------------------------------------------------------------------
     def _build_module(self, generator: torch.Generator) -> nn.Module:  # pragma: no cover
@@ -77,10 +80,6 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
 
     def _second_stage_epochs(self) -> int:
         return self._n_epochs()
-
-    #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
-    #: models that accept it (see SparseWideDAE).
-    _auto_steps = 3000
 
     def _n_epochs(self) -> int:
         """``epochs``, with "auto" resolved for the training set of the current fit."""

@@ -174,8 +174,8 @@ class SparseWideDAE(_WideDAE):
     hidden layer; Adam 1e-3, batch 500, 100 epochs (more on small data, see Notes). The
     groups come from the :class:`~skcfae.ItemGrouper` before it in a Pipeline, or, used
     alone, from an ``ItemGrouper(K, R, F, method)`` fitted on the training users. Items are
-    read as a binary
-    history; scores are the decoder outputs before the output softmax/sigmoid.
+    read as a binary history; scores are the decoder outputs before the output
+    softmax/sigmoid.
 
     The layers are truly sparse (:mod:`skcfae.nn._sparse`): memory and time scale with
     ``n_items x R``, not ``n_items x K``.
