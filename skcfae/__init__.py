@@ -16,7 +16,7 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "EASE": "skcfae.models._ease",
-    "FCDAE": "skcfae.models._swdae",
+    "FCDAE": "skcfae.models._fcdae",
     "ItemGrouper": "skcfae.grouping",
     "MultDAE": "skcfae.models._multdae",
     "MultVAE": "skcfae.models._multvae",

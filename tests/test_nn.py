@@ -11,7 +11,19 @@ import torch
 
 from skcfae import MultDAE, MultVAE
 from skcfae.exceptions import DeviceWarning
-from skcfae.nn import SparseRows, TrainState, resolve_device, train
+from skcfae.nn import (
+    Phase,
+    Plan,
+    SparseRows,
+    TrainConfig,
+    TrainState,
+    Validation,
+    fold_in_rows,
+    item_rows,
+    resolve_device,
+    train,
+    user_rows,
+)
 from skcfae.nn._losses import gaussian_kl, logistic_nll, multinomial_nll
 from skcfae.nn._modules import MultiLayerAE, SparseLinear, l2_normalize_rows
 
@@ -88,9 +100,104 @@ def test_l2_normalize_rows():
     torch.testing.assert_close(norms[nonempty], torch.ones(int(nonempty.sum())))
 
 
+def _config(**overrides):
+    base = dict(epochs=1, batch_size=64, learning_rate=1e-2, device=torch.device("cpu"), seed=0)
+    return TrainConfig(**{**base, **overrides})
+
+
+def _vae_loss(m, batch, state: TrainState):
+    logits, mu, logvar = m(batch, state.generator)
+    return multinomial_nll(logits, batch) + 0.1 * gaussian_kl(mu, logvar)
+
+
+def _small_ae(seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return MultiLayerAE(20, (8,), 4, variational=True, dropout=0.5, generator=gen)
+
+
+def _binary(n_rows=64, n_cols=20):
+    return sp.csr_array((_random_csr(n_rows, n_cols, 0.3) > 0).astype(np.float32))
+
+
+def test_batches_say_whether_rows_are_training_rows():
+    X = _random_csr()
+    rows = torch.tensor([3, 1])
+    assert torch.equal(user_rows(X, torch.device("cpu")).batch(rows).ids, rows)
+    assert fold_in_rows(X, torch.device("cpu")).batch(rows).ids is None
+    items = item_rows(X, torch.device("cpu"))
+    assert items.n_rows == X.shape[1]
+    np.testing.assert_array_equal(items.batch(rows).dense().numpy(), X.T.toarray()[[3, 1]])
+
+
+def test_validation_direction_picks_the_best_epoch_and_restores_it():
+    """A lower-is-better validation keeps the epoch of the lowest score (RMSE-like)."""
+    X = _binary()
+    module = _small_ae()
+    scores = iter([0.5, 0.2, 0.4, 0.3])
+    snapshots = []
+
+    def score(m):
+        snapshots.append({k: v.clone() for k, v in m.state_dict().items()})
+        return next(scores)
+
+    plan = Plan(
+        _config(epochs=4),
+        [Phase("train", module, user_rows(X, torch.device("cpu")), _vae_loss)],
+        Validation("rmse", score, greater_is_better=False),
+    )
+    result = train(plan)
+    assert [h["valid_rmse"] for h in result.history] == [0.5, 0.2, 0.4, 0.3]
+    assert result.best_epoch == 2 and "phase" not in result.history[0]
+    for k, v in result.module.state_dict().items():
+        torch.testing.assert_close(v, snapshots[1][k])
+
+
+def test_phases_are_stitched_and_factories_see_trained_modules():
+    X = _binary()
+    rows = user_rows(X, torch.device("cpu"))
+    seen = {}
+
+    def second(trained):
+        seen.update(trained)
+        return Phase("second", _small_ae(1), rows, _vae_loss, epochs=3, validate=False)
+
+    plan = Plan(
+        _config(epochs=2),
+        [Phase("first", _small_ae(), rows, _vae_loss), second],
+        Validation("ndcg", lambda m: 0.0),
+    )
+    result = train(plan)
+    assert list(seen) == ["first"]
+    assert [(h["phase"], h["epoch"]) for h in result.history] == [
+        ("first", 1),
+        ("first", 2),
+        ("second", 3),
+        ("second", 4),
+        ("second", 5),
+    ]
+    assert "valid_ndcg" in result.history[0] and "valid_ndcg" not in result.history[2]
+    assert result.best_epoch == 1 and result.module is result.trained["second"]
+
+
+def test_optimiser_over_a_chosen_subset_of_parameters():
+    """Fold-in of per-user vectors trains some parameters and freezes the others."""
+    X = _binary()
+    module = _small_ae()
+    before = {k: v.detach().clone() for k, v in module.named_parameters()}
+
+    def decoder_only(m):
+        return [(n, p) for n, p in m.named_parameters() if n.startswith("decoder")]
+
+    rows = user_rows(X, torch.device("cpu"))
+    phase = Phase("fold-in", module, rows, _vae_loss, parameters=decoder_only)
+    train(Plan(_config(), [phase]))
+    for name, param in module.named_parameters():
+        assert torch.equal(before[name], param.detach()) != name.startswith("decoder"), name
+
+
 @pytest.mark.parametrize("variational", [False, True])
 def test_one_step_changes_every_parameter(variational):
-    X = (_random_csr(64, 20, 0.3) > 0).astype(np.float32)
+    X = _binary()
     module = MultiLayerAE(
         20,
         (8,),
@@ -100,21 +207,8 @@ def test_one_step_changes_every_parameter(variational):
         generator=torch.Generator().manual_seed(0),
     )
     before = {k: v.detach().clone() for k, v in module.named_parameters()}
-
-    def loss(m, batch, state: TrainState):
-        logits, mu, logvar = m(batch, state.generator)
-        return multinomial_nll(logits, batch) + 0.1 * gaussian_kl(mu, logvar)
-
-    train(
-        module,
-        sp.csr_array(X),
-        loss=loss,
-        epochs=1,
-        batch_size=64,
-        learning_rate=1e-2,
-        device=torch.device("cpu"),
-        seed=0,
-    )
+    phase = Phase("train", module, user_rows(X, torch.device("cpu")), _vae_loss)
+    train(Plan(_config(), [phase]))
     for name, param in module.named_parameters():
         assert not torch.equal(before[name], param.detach()), name
 

@@ -189,9 +189,8 @@ def test_fcdae_prune_starts_from_trained_weights(grouped):
     train, _, _ = grouped
     dense = FCDAE(K=10, **{**FAST, "epochs": 3}).fit(train)
     pruned = FCDAE(K=10, prune=0.5, **{**FAST, "epochs": 3})
-    pruned._prepare(train, 0)
     pruned.n_items_in_ = train.shape[1]
-    sparse = pruned._second_stage(dense.module_)
+    sparse = pruned._pruned(dense.module_)
     W = dense.module_.encoders[0].weight.detach()
     rows, cols = pruned.encoder_pattern_.nonzero()
     np.testing.assert_array_equal(sparse.encoders[0].values.detach().numpy(), W[rows, cols].numpy())
@@ -304,7 +303,9 @@ def test_stacked_swdae_greedy_then_finetuned(grouped):
     (M2,) = model.stacked_memberships_
     assert M2.shape == (K, 6) and np.all(np.diff(M2.indptr) == 1)  # R = 10% of 6, at least 1
     assert [len(model.module_.encoders), len(model.module_.decoders)] == [2, 2]
-    assert [h["phase"] for h in model.history_] == ["pretrain"] * 3 + ["finetune"] * 3
+    phases = ["pretrain"] * 3 + ["pretrain_layer2"] * 3 + ["finetune"] * 3
+    assert [h["phase"] for h in model.history_] == phases
+    assert [h["epoch"] for h in model.history_] == list(range(1, 10))
     assert model.n_parameters_ == 2 * (train.membership.nnz + M2.nnz) + K + 6 + K + 150
     assert not hasattr(model, "_X_train")
     again = pickle.loads(pickle.dumps(model))

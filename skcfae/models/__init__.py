@@ -1,10 +1,12 @@
 """The recommenders. Each lives in its own private module."""
 
 from ._ease import EASE
+from ._fcdae import FCDAE
 from ._multdae import MultDAE
 from ._multvae import MultVAE
 from ._popularity import Popularity
-from ._swdae import FCDAE, SparseWideDAE, matching_width, weight_diagnostics
+from ._swdae import SparseWideDAE, matching_width
+from ._wide import weight_diagnostics
 
 __all__ = [
     "EASE",

@@ -7,11 +7,10 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..nn import Batch, TrainState
-from ..nn._losses import multinomial_nll
-from ._multvae import MultVAE
+from ._mult import _BaseMultAE
 
 
-class MultDAE(MultVAE):
+class MultDAE(_BaseMultAE):
     """Denoising autoencoder with a multinomial likelihood.
 
     Liang et al. 2018's Mult-DAE (``papers/001_a408abfc6d4dcd57.txt`` §4, baseline of
@@ -58,11 +57,6 @@ class MultDAE(MultVAE):
     (2, 3)
     """
 
-    _parameter_constraints = {
-        k: v
-        for k, v in MultVAE._parameter_constraints.items()
-        if k not in ("anneal_cap", "total_anneal_steps")
-    }
     _variational = False
 
     def __init__(
@@ -82,20 +76,22 @@ class MultDAE(MultVAE):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.dropout = dropout
-        self.l2_reg = l2_reg
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=dropout,
+            l2_reg=l2_reg,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
         logits, _, _ = module(batch, state.generator)
-        return multinomial_nll(logits, batch)
+        return self._nll(logits, batch)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from numbers import Integral, Real
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions
 from ..nn import Batch, TrainState
-from ..nn._losses import gaussian_kl, multinomial_nll
-from ..nn._modules import MultiLayerAE
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
+from ..nn._losses import gaussian_kl
+from ._mult import _MULT_CONSTRAINTS, _BaseMultAE
 
 
-class MultVAE(NeuralRecommender):
+class MultVAE(_BaseMultAE):
     """Variational autoencoder with a multinomial likelihood and annealed KL weight β.
 
     The model of Liang et al. 2018 as summarised in ``papers/001_a408abfc6d4dcd57.txt`` §4 (Eq.
@@ -102,14 +100,11 @@ class MultVAE(NeuralRecommender):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
-        **NEURAL_CONSTRAINTS,
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "hidden_layer_sizes": [tuple, list],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
+        **_MULT_CONSTRAINTS,
         "anneal_cap": [Interval(Real, 0, None, closed="left")],
         "total_anneal_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "l2_reg": [Interval(Real, 0, None, closed="left")],
     }
+    _variational = True
 
     def __init__(
         self,
@@ -130,49 +125,33 @@ class MultVAE(NeuralRecommender):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        self.n_components = n_components
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.dropout = dropout
+        super().__init__(
+            n_components,
+            hidden_layer_sizes=hidden_layer_sizes,
+            dropout=dropout,
+            l2_reg=l2_reg,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
         self.anneal_cap = anneal_cap
         self.total_anneal_steps = total_anneal_steps
-        self.l2_reg = l2_reg
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
 
-    _variational = True
-
-    def _build_module(self, generator: torch.Generator) -> nn.Module:
-        return MultiLayerAE(
-            self.n_items_in_,
-            tuple(self.hidden_layer_sizes),
-            self.n_components,
-            variational=self._variational,
-            dropout=self.dropout,
-            generator=generator,
-        )
-
-    def _weight_decay(self) -> float:
-        return 2.0 * self.l2_reg  # gradient of l2_reg * ||W||²
-
-    def _beta(self, step: int) -> float:
+    def _beta(self, state: TrainState) -> float:
         if self.total_anneal_steps == "auto":
             total = max(
-                1.0, 0.8 * self.epochs * self._steps_per_epoch / max(self.anneal_cap, 1e-12)
+                1.0, 0.8 * int(self.epochs) * state.steps_per_epoch / max(self.anneal_cap, 1e-12)
             )
         else:
             total = float(self.total_anneal_steps)
-        return min(self.anneal_cap, step / total)
+        return min(self.anneal_cap, state.step / total)
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
         logits, mu, logvar = module(batch, state.generator)
-        return multinomial_nll(logits, batch) + self._beta(state.step) * gaussian_kl(mu, logvar)
-
-    def _scores(self, module: nn.Module, batch: Batch) -> Tensor:
-        return module(batch)[0]
+        return self._nll(logits, batch) + self._beta(state) * gaussian_kl(mu, logvar)

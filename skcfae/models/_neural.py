@@ -1,12 +1,15 @@
 """Shared estimator plumbing of the neural recommenders: fit, validation, scoring, pickling.
 
 A neural model subclasses :class:`NeuralRecommender` and writes three methods: its module
-(``_build_module``), its loss with corruption (``_loss``) and its eval-mode scores (``_scores``).
-The epoch loop itself is :func:`skcfae.nn.train`, shared by all.
+(``_build_module``), its loss with corruption (``_loss``) and its eval-mode scores
+(``_scores``). ``fit`` turns the estimator's parameters into a training plan
+(:class:`skcfae.nn.Plan`: config, validation, phases) and hands it to
+:func:`skcfae.nn.train`, the one epoch loop of the package.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from numbers import Integral, Real
 from typing import Any
 
@@ -20,7 +23,21 @@ from torch import Tensor, nn
 from .._compat import Interval, _fit_context
 from .._typing import InteractionMatrix
 from ..base import RecommenderMixin, _topk_masked
-from ..nn import Batch, SparseRows, TrainState, load_module, module_to_bytes, resolve_device, train
+from ..nn import (
+    Batch,
+    Phase,
+    Plan,
+    TrainConfig,
+    TrainState,
+    Validation,
+    fold_in_rows,
+    load_module,
+    module_to_bytes,
+    resolve_device,
+    train,
+    user_rows,
+)
+from ..nn._engine import EpochHook, PhaseFactory
 
 #: Parameter constraints every neural model shares (merged into each model's own).
 NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
@@ -38,23 +55,56 @@ NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
 VALID_K = 100
 
 
+def _row_blocks(X: sp.csr_array, size: int) -> Iterator[tuple[slice, sp.csr_array]]:
+    for start in range(0, X.shape[0], size):
+        rows = slice(start, start + size)
+        yield rows, X[rows]
+
+
 class NeuralRecommender(RecommenderMixin, BaseEstimator):
     """Base class of the torch recommenders (not public).
 
-    Subclasses define ``__init__`` with their parameters (including those of
-    :data:`NEURAL_CONSTRAINTS`), ``_build_module(generator)``, ``_loss(module, batch, state)``
-    and ``_scores(module, batch)``; optionally ``_optimizer``/``_weight_decay``.
+    ``__init__`` assigns the parameters every neural model shares (those of
+    :data:`NEURAL_CONSTRAINTS`); a subclass stores its own parameters and passes these on
+    with ``super().__init__(...)``, as scikit-learn's ``KMeans`` does with ``_BaseKMeans``.
+    Subclasses define ``_build_module(generator)``, ``_loss(module, batch, state)`` and
+    ``_scores(module, batch)``; optionally ``_phases`` (several training stages),
+    ``_weight_decay``, ``_epoch_hooks`` and ``_check_params_vs_input``.
     """
 
     _optimizer = "adam"
-    #: ``history_`` phase names of the first and the second training (see ``_second_stage``).
-    _phases = ("dense", "retrain")
     #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
     #: models that accept it (see SparseWideDAE).
     _auto_steps = 3000
 
+    def __init__(
+        self,
+        *,
+        epochs: int | str,
+        batch_size: int,
+        learning_rate: float,
+        early_stopping: bool,
+        validation_fraction: float,
+        n_iter_no_change: int | None,
+        device: str,
+        random_state: Any,
+        verbose: int,
+    ) -> None:
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
     # -- to implement -----------------------------------------------------------------------
     def _build_module(self, generator: torch.Generator) -> nn.Module:  # pragma: no cover
+        """The network, every initial value drawn from ``generator``; called again with a
+        fresh generator when a pickle is loaded, so it must rebuild the fitted architecture
+        from parameters and fitted attributes alone."""
         raise NotImplementedError
 
     def _loss(
@@ -65,27 +115,44 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     def _scores(self, module: nn.Module, batch: Batch) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    # -- optional hooks -----------------------------------------------------------------------
     def _weight_decay(self) -> float:
         return 0.0
 
-    def _epoch_hooks(self) -> tuple[Any, ...]:
+    def _epoch_hooks(self, X_train: sp.csr_array) -> tuple[EpochHook, ...]:
         return ()
 
-    def _prepare(self, X_train: sp.csr_array, seed: int) -> None:
-        """Data-dependent set-up before the module is built (e.g. learning a structure)."""
+    def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
+        """Data-dependent parameter checks; override to add some."""
 
-    def _second_stage(self, module: nn.Module) -> nn.Module | None:
-        """A module to train further after the first training (e.g. after pruning), or None."""
-        return None
+    def _phases(
+        self, X_train: sp.csr_array, config: TrainConfig, **given: Any
+    ) -> list[Phase | PhaseFactory]:
+        """The training stages; default one phase over the training users."""
+        module = self._build_module(torch.Generator().manual_seed(config.seed))
+        rows = user_rows(X_train, config.device)
+        return [Phase("train", module, rows, self._loss, hooks=self._epoch_hooks(X_train))]
 
-    def _second_stage_epochs(self) -> int:
-        return self._n_epochs()
-
-    def _n_epochs(self) -> int:
-        """``epochs``, with "auto" resolved for the training set of the current fit."""
+    def _n_epochs(self, n_rows: int) -> int:
+        """``epochs``, with "auto" resolved for ``n_rows`` training rows."""
         if self.epochs == "auto":
-            return max(100, -(-self._auto_steps // self._steps_per_epoch))
+            steps_per_epoch = -(-n_rows // self.batch_size)
+            return max(100, -(-self._auto_steps // steps_per_epoch))
         return int(self.epochs)
+
+    def _train_config(self, X_train: sp.csr_array, seed: int) -> TrainConfig:
+        return TrainConfig(
+            epochs=self._n_epochs(X_train.shape[0]),
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            device=self.device_,
+            seed=seed,
+            optimizer=self._optimizer,
+            weight_decay=self._weight_decay(),
+            n_iter_no_change=self.n_iter_no_change,
+            verbose=self.verbose,
+            desc=type(self).__name__,
+        )
 
     @property
     def n_parameters_(self) -> int:
@@ -115,58 +182,24 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         self : object
             The fitted estimator.
         """
+        return self._fit(X, X_valid)
+
+    def _fit(self, X: InteractionMatrix, X_valid: Any, **given: Any) -> NeuralRecommender:
+        """``fit``, with ``given``: structure that came with X (passed to the hooks)."""
         X = self._validate_interactions(X, reset=True)
-        self._check_params_vs_input(X)
+        self._check_params_vs_input(X, **given)
         rng = check_random_state(self.random_state)
         self.device_ = resolve_device(self.device, caller=f"{type(self).__name__}.fit")
         X_train, valid = self._validation_split(X, X_valid, rng)
-        self._steps_per_epoch = -(-X_train.shape[0] // self.batch_size)
         seed = int(rng.randint(np.iinfo(np.int32).max))
-        self._prepare(X_train, seed)
-        module = self._build_module(torch.Generator().manual_seed(seed))
-        valid_fn = None if valid is None else self._make_valid_fn(*valid)
-
-        def run(module: nn.Module, epochs: int) -> list[dict[str, Any]]:
-            return train(
-                module,
-                X_train,
-                loss=self._loss,
-                epochs=epochs,
-                batch_size=self.batch_size,
-                learning_rate=self.learning_rate,
-                optimizer=self._optimizer,
-                weight_decay=self._weight_decay(),
-                device=self.device_,
-                seed=seed,
-                valid_fn=valid_fn,
-                n_iter_no_change=self.n_iter_no_change,
-                epoch_hooks=self._epoch_hooks(),
-                verbose=self.verbose,
-                desc=type(self).__name__,
-            )
-
-        self._n_fit_users = X_train.shape[0]
-        history = run(module, self._n_epochs())
-        last_phase = history
-        second = self._second_stage(module)
-        if second is not None:
-            last_phase = run(second, self._second_stage_epochs())
-            for record in history:
-                record["phase"] = self._phases[0]
-            for record in last_phase:
-                record["phase"] = self._phases[1]
-                record["epoch"] += len(history)
-            history = history + last_phase
-            module = second
-        self.history_ = history
-        self.module_ = module
-        if valid is not None:
-            best = int(np.nanargmax([h["valid_ndcg"] for h in last_phase]))
-            self.best_epoch_ = last_phase[best]["epoch"]
+        validation = None if valid is None else self._validation(*valid)
+        config = self._train_config(X_train, seed)
+        result = train(Plan(config, self._phases(X_train, config, **given), validation))
+        self.history_ = result.history
+        self.module_ = result.module
+        if validation is not None:
+            self.best_epoch_ = result.best_epoch
         return self
-
-    def _check_params_vs_input(self, X: sp.csr_array) -> None:
-        """Data-dependent parameter checks; override to add some."""
 
     def _validation_split(
         self, X: sp.csr_array, X_valid: Any, rng: np.random.RandomState
@@ -210,7 +243,8 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         )
         return X[np.sort(perm[n_valid:])], (fold_in, holdout)
 
-    def _make_valid_fn(self, fold_in: sp.csr_array, holdout: sp.csr_array) -> Any:
+    def _validation(self, fold_in: sp.csr_array, holdout: sp.csr_array) -> Validation:
+        """NDCG@100 of the held-out items of the validation users, from their fold-in items."""
         from ..metrics import _ndcg_from_topk
 
         keep = np.flatnonzero(np.diff(holdout.indptr) > 0)
@@ -222,26 +256,29 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         fold_in, holdout = fold_in[keep], holdout[keep]
         k = min(VALID_K, self.n_items_in_)
 
-        def valid_ndcg(module: nn.Module) -> float:
+        def ndcg(module: nn.Module) -> float:
             parts = []
-            for i in range(0, fold_in.shape[0], self._batch_users()):
-                Xb = fold_in[i : i + self._batch_users()]
+            for rows, Xb in _row_blocks(fold_in, self._batch_users()):
                 top = _topk_masked(self._module_scores(module, Xb), Xb, k, True)
-                parts.append(_ndcg_from_topk(top, holdout[i : i + self._batch_users()], k))
+                parts.append(_ndcg_from_topk(top, holdout[rows], k))
             return float(np.nanmean(np.concatenate(parts)))
 
-        return valid_ndcg
+        return Validation("ndcg", ndcg, greater_is_better=True)
 
     # -- scoring ----------------------------------------------------------------------------
-    def _module_scores(self, module: nn.Module, X: sp.csr_array) -> np.ndarray:
+    def _module_apply(
+        self, module: nn.Module, X: sp.csr_array, fn: Callable[[nn.Module, Batch], Tensor]
+    ) -> np.ndarray:
+        """``fn(module, batch)`` on the rows of X as fold-in users (no ids), in eval mode
+        without gradients, as a numpy array; X is one batch."""
         device = next(module.parameters()).device
-        rows = SparseRows(X, device)
+        rows = fold_in_rows(X, device)
         with torch.no_grad():
-            return (
-                self._scores(module, rows.batch(torch.arange(X.shape[0], device=device)))
-                .cpu()
-                .numpy()
-            )
+            batch = rows.batch(torch.arange(X.shape[0], device=device))
+            return fn(module, batch).cpu().numpy()
+
+    def _module_scores(self, module: nn.Module, X: sp.csr_array) -> np.ndarray:
+        return self._module_apply(module, X, self._scores)
 
     def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:
         self.module_.eval()

@@ -1,130 +1,166 @@
-"""THE training loop shared by every neural model of skcfae (STYLE.md §4).
+"""THE training loop shared by every neural model of skcfae.
 
-A model contributes an ``nn.Module`` and a loss ``loss(module, batch, state) -> Tensor``; this
-module owns everything else: holding the CSR interactions on the device, shuffling with a seeded
-generator, gathering row batches without densifying the matrix, the optimiser, epochs, validation,
-early stopping with a best-epoch checkpoint, progress and ``history_``.
+A model describes its training as a :class:`Plan`: one frozen :class:`TrainConfig` built once
+per fit, an optional named :class:`Validation` with a direction, and a list of
+:class:`Phase` objects (name, module, row source, loss, epochs, whether validated). A phase
+that depends on the result of an earlier one (pruning a trained network, stacking
+pre-trained layers) is given as a factory ``trained -> Phase`` that receives the modules the
+earlier phases trained, by name. :func:`train` runs the phases in order and stitches their
+epochs into one ``history_`` with a ``phase`` field.
+
+The loop itself has skorch's shape: :func:`fit_loop` (epochs, validation, early stopping
+with a best-epoch checkpoint, progress) calls :func:`run_epoch` (shuffling with a seeded
+generator, batches from the phase's row source) which calls :func:`train_step`
+(zero_grad / loss / backward / step). Global torch RNGs are never touched.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-__all__ = ["Batch", "SparseRows", "TrainState", "train"]
+from ._rows import Batch, RowSource
+
+__all__ = [
+    "Phase",
+    "Plan",
+    "TrainConfig",
+    "TrainResult",
+    "TrainState",
+    "Validation",
+    "fit_loop",
+    "make_optimizer",
+    "run_epoch",
+    "train",
+    "train_step",
+]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Batch:
-    """A batch of user rows in sparse form, on the training device.
-
-    Attributes
-    ----------
-    rows : Tensor of shape (b,)
-        Index of each user in the matrix the batch was taken from.
-    offsets : Tensor of shape (b,)
-        Start of each user's entries in ``cols``/``vals`` (the layout of ``F.embedding_bag``).
-    counts : Tensor of shape (b,)
-        Number of stored entries of each user.
-    cols, vals : Tensor of shape (nnz,)
-        Item index and value of each stored entry, row after row.
-    n_items : int
-    """
-
-    rows: Tensor
-    offsets: Tensor
-    counts: Tensor
-    cols: Tensor
-    vals: Tensor
-    n_items: int
-
-    @property
-    def size(self) -> int:
-        return int(self.rows.shape[0])
-
-    @property
-    def row_of(self) -> Tensor:
-        """Batch row of each stored entry, shape (nnz,)."""
-        return torch.repeat_interleave(
-            torch.arange(self.size, device=self.cols.device),
-            self.counts,
-            output_size=len(self.cols),
-        )
-
-    def with_values(self, vals: Tensor) -> Batch:
-        """The same sparsity pattern with new values (after dropout or normalisation)."""
-        return replace(self, vals=vals)
-
-    def dense(self) -> Tensor:
-        """The batch as a dense (b, n_items) tensor; only b rows are ever densified."""
-        out = torch.zeros(self.size, self.n_items, dtype=self.vals.dtype, device=self.vals.device)
-        out[self.row_of, self.cols] = self.vals
-        return out
-
-    def row_sums(self, vals: Tensor | None = None) -> Tensor:
-        """Sum of each row's values, shape (b,)."""
-        v = self.vals if vals is None else vals
-        out = torch.zeros(self.size, dtype=v.dtype, device=v.device)
-        return out.index_add_(0, self.row_of, v)
-
-
-class SparseRows:
-    """A CSR interaction matrix held as torch tensors on a device, for gathering row batches."""
-
-    def __init__(self, X: sp.csr_array | sp.csr_matrix, device: torch.device) -> None:
-        self.shape = X.shape
-        self.indptr = torch.from_numpy(np.asarray(X.indptr, dtype=np.int64)).to(device)
-        self.indices = torch.from_numpy(np.asarray(X.indices, dtype=np.int64)).to(device)
-        self.data = torch.from_numpy(np.asarray(X.data, dtype=np.float32)).to(device)
-        self.device = device
-
-    @property
-    def n_rows(self) -> int:
-        return int(self.shape[0])
-
-    def batch(self, rows: Tensor) -> Batch:
-        """Gather ``rows`` (int64 tensor on the device) into a :class:`Batch`."""
-        starts = self.indptr[rows]
-        counts = self.indptr[rows + 1] - starts
-        offsets = torch.cumsum(counts, 0) - counts
-        total = int(counts.sum())
-        # position of each gathered entry in the full CSR arrays
-        shift = torch.repeat_interleave(starts - offsets, counts, output_size=total)
-        flat = torch.arange(total, device=self.device) + shift
-        return Batch(rows, offsets, counts, self.indices[flat], self.data[flat], self.shape[1])
-
-    def batches(self, batch_size: int, order: Tensor | None = None):  # type: ignore[no-untyped-def]
-        """Yield consecutive batches in ``order`` (default: row order)."""
-        if order is None:
-            order = torch.arange(self.n_rows, device=self.device)
-        for start in range(0, self.n_rows, batch_size):
-            yield self.batch(order[start : start + batch_size])
-
-
 @dataclass
 class TrainState:
-    """What a loss may need besides the batch: the update count and the seeded generator."""
+    """What a loss may need besides the batch: the seeded generator and the progress counts."""
 
     generator: torch.Generator
     step: int = 0
     epoch: int = 0
+    steps_per_epoch: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 LossFn = Callable[[nn.Module, Batch, TrainState], Tensor]
-ValidFn = Callable[[nn.Module], float]
 EpochHook = Callable[[nn.Module, dict[str, Any]], None]
+ParamSelector = Callable[[nn.Module], list[tuple[str, nn.Parameter]]]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings of one fit, built once from the estimator's parameters.
+
+    ``weight_decay`` is a coupled L2 on weight matrices (``wd/2 · ‖W‖²`` added to the loss);
+    ``seed`` seeds the shuffling (``seed``) and the loss's generator (``seed + 1``);
+    ``n_iter_no_change`` stops a validated phase after that many epochs without improvement.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    device: torch.device
+    seed: int
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    n_iter_no_change: int | None = None
+    verbose: int = 0
+    desc: str = "fit"
+
+
+@dataclass(frozen=True)
+class Validation:
+    """A named validation score computed after every epoch of a validated phase.
+
+    ``score(module)`` runs in eval mode without gradients. It is written to ``history_`` as
+    ``valid_<name>``; the best epoch (highest when ``greater_is_better``, else lowest) is
+    restored at the end of the phase. NDCG@100 for ranking models, RMSE for rating models.
+    """
+
+    name: str
+    score: Callable[[nn.Module], float]
+    greater_is_better: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"valid_{self.name}"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One stage of training: ``module`` learns from batches of ``rows`` under ``loss``.
+
+    Attributes
+    ----------
+    name : str
+        Written to every epoch record as ``phase`` when the plan has more than one phase.
+    module : nn.Module
+    rows : RowSource
+    loss : callable ``(module, batch, state) -> scalar Tensor``
+        Includes the model's corruption; randomness must come from ``state.generator``.
+    epochs : int, optional
+        Default: the config's.
+    validate : bool, default=True
+        Score each epoch with the plan's validation (if any) and keep the best epoch.
+    parameters : callable ``module -> [(name, param)]``, optional
+        The parameters to optimise (e.g. only a new user's vector during fold-in); default
+        every parameter that requires a gradient.
+    hooks : tuple of callables ``(module, record) -> None``
+        Run after each epoch (eval mode, no grad) to add entries to its record.
+    seed : int, optional
+        Default: the config's.
+    desc : str, optional
+        Label of the progress bar; default the config's.
+    """
+
+    name: str
+    module: nn.Module
+    rows: RowSource
+    loss: LossFn
+    epochs: int | None = None
+    validate: bool = True
+    parameters: ParamSelector | None = None
+    hooks: tuple[EpochHook, ...] = ()
+    seed: int | None = None
+    desc: str | None = None
+
+
+PhaseFactory = Callable[[dict[str, nn.Module]], Phase]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything :func:`train` needs: the config, the phases, the validation."""
+
+    config: TrainConfig
+    phases: Sequence[Phase | PhaseFactory]
+    validation: Validation | None = None
+
+
+@dataclass
+class TrainResult:
+    """The module of the last phase, the stitched history, and the best validated epoch."""
+
+    module: nn.Module
+    history: list[dict[str, Any]]
+    best_epoch: int | None = None
+    trained: dict[str, nn.Module] = field(default_factory=dict)
+
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -134,16 +170,20 @@ _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
+def _trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    return [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+
+
 def make_optimizer(
-    module: nn.Module, name: str, learning_rate: float, weight_decay: float
+    named: list[tuple[str, nn.Parameter]], name: str, learning_rate: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """Optimizer with L2 ``weight_decay`` on weight matrices only (biases are not penalised).
+    """Optimizer over ``named`` parameters with L2 ``weight_decay`` on weight matrices only
+    (biases are not penalised).
 
     Coupled L2 in the gradient equals adding ``weight_decay / 2 * ||W||²`` to the loss. Adam
     and SGD use torch's fused kernels on CPU and CUDA (one pass over each parameter: 4x
     faster than the default for-each Adam on a 20k-item decoder).
     """
-    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
     # weight matrices, dense (2-D) or sparse (the connection values of skcfae.nn._sparse)
     is_weight = [p.ndim >= 2 or n.endswith("values") for n, p in named]
@@ -160,98 +200,136 @@ def make_optimizer(
     return _OPTIMIZERS[name](groups, lr=learning_rate)
 
 
-def train(
+def train_step(
     module: nn.Module,
-    X: sp.csr_array,
-    *,
+    batch: Batch,
     loss: LossFn,
-    epochs: int,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+) -> Tensor:
+    """One update on one batch; returns the detached loss."""
+    optimizer.zero_grad(set_to_none=True)
+    value = loss(module, batch, state)
+    value.backward()
+    optimizer.step()
+    state.step += 1
+    return value.detach()
+
+
+def run_epoch(
+    module: nn.Module,
+    rows: RowSource,
+    loss: LossFn,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    *,
     batch_size: int,
-    learning_rate: float,
+    shuffle: torch.Generator,
     device: torch.device,
-    seed: int,
-    optimizer: str = "adam",
-    weight_decay: float = 0.0,
-    valid_fn: ValidFn | None = None,
-    n_iter_no_change: int | None = None,
-    epoch_hooks: tuple[EpochHook, ...] = (),
-    verbose: int = 0,
-    desc: str = "fit",
-) -> list[dict[str, Any]]:
-    """Train ``module`` on the rows of ``X`` and return the per-epoch history.
+) -> float:
+    """One pass over ``rows`` in a shuffled order; returns the mean loss per row."""
+    module.train()
+    order = torch.randperm(rows.n_rows, generator=shuffle).to(device)
+    total = torch.zeros((), device=device)
+    for start in range(0, rows.n_rows, batch_size):
+        batch = rows.batch(order[start : start + batch_size])
+        total += train_step(module, batch, loss, optimizer, state) * batch.size
+    return float(total) / rows.n_rows
 
-    Parameters
-    ----------
-    module : nn.Module
-        Moved to ``device`` and trained in place.
-    X : csr_array of shape (n_users, n_items)
-    loss : callable ``(module, batch, state) -> scalar Tensor``
-        Includes the model's corruption; randomness must come from ``state.generator``.
-    epochs, batch_size, learning_rate, optimizer, weight_decay
-        Optimisation settings; ``weight_decay`` is a coupled L2 on weight matrices.
-    device : torch.device
-    seed : int
-        Seeds the shuffling and ``state.generator``; global torch RNGs are never touched.
-    valid_fn : callable ``(module) -> float``, optional
-        Validation NDCG, computed after each epoch in eval mode without gradients. When given,
-        the weights of the best epoch are restored at the end.
-    n_iter_no_change : int, optional
-        Stop when validation has not improved for this many epochs (needs ``valid_fn``).
-    epoch_hooks : tuple of callables ``(module, record) -> None``
-        Called after each epoch (eval mode, no grad) to add entries to the epoch's record.
-    verbose : int
-        0 silent, 1 a tqdm bar over epochs, 2 a printed line per epoch.
 
-    Returns
-    -------
-    history : list of dict
-        One dict per epoch with ``epoch``, ``train_loss``, ``dur`` and ``valid_ndcg`` when
-        validating (cf. skorch's History).
+def fit_loop(
+    phase: Phase, config: TrainConfig, validation: Validation | None = None
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Train ``phase.module`` in place for its epochs; return (history, best epoch).
+
+    With a validation, each epoch is scored, the best epoch's weights are restored at the end
+    and, when ``config.n_iter_no_change`` is set, training stops after that many epochs
+    without improvement.
     """
-    module.to(device)
-    shuffle_gen = torch.Generator().manual_seed(seed)
-    state = TrainState(torch.Generator(device=device).manual_seed(seed + 1))
-    data = SparseRows(X, device)
-    opt = make_optimizer(module, optimizer, learning_rate, weight_decay)
+    device = config.device
+    seed = config.seed if phase.seed is None else phase.seed
+    epochs = config.epochs if phase.epochs is None else phase.epochs
+    module = phase.module.to(device)
+    shuffle = torch.Generator().manual_seed(seed)
+    state = TrainState(
+        torch.Generator(device=device).manual_seed(seed + 1),
+        steps_per_epoch=-(-phase.rows.n_rows // config.batch_size),
+    )
+    named = phase.parameters(module) if phase.parameters is not None else _trainable(module)
+    opt = make_optimizer(named, config.optimizer, config.learning_rate, config.weight_decay)
     history: list[dict[str, Any]] = []
-    best_score, best_state, since_best = -np.inf, None, 0
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=verbose != 1, leave=False)
+    sign = 1.0 if validation is None or validation.greater_is_better else -1.0
+    best_score, best_epoch, best_state, since_best = -np.inf, None, None, 0
+    desc = phase.desc or config.desc
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=config.verbose != 1, leave=False)
     for epoch in bar:
         tic = time.perf_counter()
         state.epoch = epoch
-        module.train()
-        order = torch.randperm(data.n_rows, generator=shuffle_gen).to(device)
-        total = torch.zeros((), device=device)
-        for batch in data.batches(batch_size, order):
-            opt.zero_grad(set_to_none=True)
-            value = loss(module, batch, state)
-            value.backward()
-            opt.step()
-            state.step += 1
-            total += value.detach() * batch.size
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": float(total) / data.n_rows}
+        mean_loss = run_epoch(
+            module,
+            phase.rows,
+            phase.loss,
+            opt,
+            state,
+            batch_size=config.batch_size,
+            shuffle=shuffle,
+            device=device,
+        )
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": mean_loss}
         module.eval()
         with torch.no_grad():
-            if valid_fn is not None:
-                record["valid_ndcg"] = score = float(valid_fn(module))
-                if score > best_score:
-                    best_score, since_best = score, 0
+            if validation is not None:
+                record[validation.key] = score = float(validation.score(module))
+                if sign * score > best_score:
+                    best_score, best_epoch, since_best = sign * score, epoch, 0
                     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
                 else:
                     since_best += 1
-            for hook in epoch_hooks:
+            for hook in phase.hooks:
                 hook(module, record)
         record["dur"] = time.perf_counter() - tic
         history.append(record)
-        _report(bar, record, verbose)
-        if n_iter_no_change is not None and valid_fn is not None and since_best >= n_iter_no_change:
-            logger.debug("early stop after epoch %d (best %.4f)", epoch, best_score)
+        _report(bar, record, config.verbose)
+        stop = config.n_iter_no_change
+        if validation is not None and stop is not None and since_best >= stop:
+            logger.debug("early stop after epoch %d (best %.4f)", epoch, sign * best_score)
             break
     bar.close()
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    return history
+    return history, best_epoch
+
+
+def train(plan: Plan) -> TrainResult:
+    """Run the phases of ``plan`` in order and stitch their histories.
+
+    A factory in ``plan.phases`` is called with the modules trained so far (by phase name)
+    and must return the :class:`Phase` to run. With more than one phase every record gets a
+    ``phase`` field and epochs are numbered through the whole plan. ``best_epoch`` is that of
+    the last validated phase (in the plan's numbering).
+    """
+    trained: dict[str, nn.Module] = {}
+    history: list[dict[str, Any]] = []
+    best_epoch: int | None = None
+    module: nn.Module | None = None
+    several = len(plan.phases) > 1
+    for item in plan.phases:
+        phase = item if isinstance(item, Phase) else item(trained)
+        validation = plan.validation if phase.validate else None
+        records, best = fit_loop(phase, plan.config, validation)
+        offset = len(history)
+        if several:
+            for record in records:
+                record["phase"] = phase.name
+                record["epoch"] += offset
+        if validation is not None and best is not None:
+            best_epoch = best + (offset if several else 0)
+        history += records
+        trained[phase.name] = module = phase.module
+    if module is None:
+        raise ValueError("a training plan needs at least one phase")
+    return TrainResult(module, history, best_epoch, trained)
 
 
 def _report(bar: Any, record: dict[str, Any], verbose: int) -> None:

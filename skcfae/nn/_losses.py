@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._engine import Batch
+from ._rows import Batch
 
 __all__ = ["gaussian_kl", "logistic_nll", "multinomial_nll"]
 

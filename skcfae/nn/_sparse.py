@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._engine import Batch
+from ._rows import Batch
 
 __all__ = ["SparseDecoder", "SparseEncoder", "pattern_init_bound"]
 

@@ -1,0 +1,212 @@
+"""Fc-dae: the fully connected Sw-dae, and its pruned (Fc-prune) and ℓ1 (Fc-reg) variants."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+from .._compat import Interval
+from ..nn import Phase, TrainConfig
+from ..nn._engine import PhaseFactory
+from ..nn._modules import SparseLinear, WideAE, dense_linear
+from ..nn._sparse import SparseDecoder, SparseEncoder
+from ._wide import _WIDE_CONSTRAINTS, _WideDAE
+
+__all__ = ["FCDAE"]
+
+
+class FCDAE(_WideDAE):
+    """Fully connected denoising autoencoder (Fc-dae) and its pruned / L1 variants.
+
+    ``papers/000_a2475424b54d3d60.txt`` §5.3-5.6: identical to :class:`SparseWideDAE`
+    (sigmoid, input dropout 0.6, hidden dropout 0.2, untied weights, same loss and
+    optimisation) except that every item connects to every one of the K hidden neurons.
+
+    - **Fc-reg** (§5.6, Table 5): ``l1_activation = λ1 > 0`` adds
+      ``λ1 · mean_u Σ_k |h_uk|`` to the loss, making the hidden code sparsely activated
+      (Glorot-style ℓ1 on activations, [9]).
+    - **Fc-prune** (§5.6, Table 4; Han et al. [5]): ``prune = p`` trains the dense network,
+      removes the fraction ``p`` of weights of smallest magnitude in each of the encoder and
+      decoder, then retrains the surviving connections (from their trained values) for
+      ``prune_epochs`` epochs as a sparse network. ``prune=0.9`` is Fc-Prune-90, with the same
+      10% density as Sw-dae.
+
+    Parameters
+    ----------
+    K : int, default=1000
+        Width of the hidden layer.
+    l1_activation : float, default=0.0
+        λ1 of Fc-reg.
+    prune : float or None, default=None
+        Fraction of weights removed after the dense training (Fc-prune); None: no pruning.
+    prune_epochs : int or None, default=None
+        Retraining epochs after pruning; None means ``epochs``.
+    dropout : float, default=0.6
+        Input dropout probability on the stored entries (the corruption C(x̃|x), §4.3).
+    hidden_dropout : float, default=0.2
+        Dropout probability on the hidden layer during training (§4.3).
+    loss : {"logistic", "multinomial"}, default="logistic"
+        Output likelihood. "logistic" is the literal Eq. 4-5 (sigmoid outputs, Bernoulli
+        log-likelihood over all items); "multinomial" is a softmax over items, as §4 ("the
+        output at the decoder before the softmax") and the Mult-DAE it is compared with.
+        "logistic" is the default: it was better on ml-1m validation users (see Notes).
+    l2_reg : float, default=0.0
+        L2 penalty ``l2_reg * Σ ||W||²`` on the weights.
+    record_diagnostics : bool, default=False
+        Add to every epoch of ``history_`` the spectral norm and stable rank of each weight
+        matrix and the generalization-bound quantity of §5.5 (Figure 4).
+    epochs : int or "auto", default="auto"
+        Training epochs. "auto" is the paper's 100, or more on small data: at least 3,000
+        Adam updates, i.e. ``max(100, ceil(3000 / ceil(n_users / batch_size)))`` (see Notes).
+    batch_size : int, default=500
+    learning_rate : float, default=1e-3
+        Adam's learning rate (§4.3).
+    early_stopping : bool, default=False
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int or None, default=20
+    device : str, default="auto"
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+    Attributes
+    ----------
+    encoder_pattern_, decoder_pattern_ : scipy.sparse.csr_array or None
+        Surviving connections (n_items, K) after pruning; None for a dense network.
+    module_, history_, best_epoch_, device_, n_items_in_, n_features_in_
+        As in :class:`~skcfae.MultVAE`. With pruning, ``history_`` holds the dense epochs
+        then the retraining epochs, each record with its ``phase`` ("dense"/"retrain").
+    n_parameters_ : int
+
+    Examples
+    --------
+    >>> from skcfae import FCDAE
+    >>> from skcfae.datasets import make_interactions
+    >>> X = make_interactions(300, 100, random_state=0)
+    >>> FCDAE(K=20, epochs=2, random_state=0).fit(X).recommend(X[:2], n=3).shape
+    (2, 3)
+    """
+
+    _parameter_constraints: dict[str, list[Any]] = {
+        **_WIDE_CONSTRAINTS,
+        "l1_activation": [Interval(Real, 0, None, closed="left")],
+        "prune": [Interval(Real, 0, 1, closed="neither"), None],
+        "prune_epochs": [Interval(Integral, 1, None, closed="left"), None],
+    }
+
+    def __init__(
+        self,
+        K: int = 1000,
+        *,
+        l1_activation: float = 0.0,
+        prune: float | None = None,
+        prune_epochs: int | None = None,
+        dropout: float = 0.6,
+        hidden_dropout: float = 0.2,
+        loss: str = "logistic",
+        l2_reg: float = 0.0,
+        record_diagnostics: bool = False,
+        epochs: int | str = "auto",
+        batch_size: int = 500,
+        learning_rate: float = 1e-3,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int | None = 20,
+        device: str = "auto",
+        random_state: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(
+            K,
+            dropout=dropout,
+            hidden_dropout=hidden_dropout,
+            loss=loss,
+            l2_reg=l2_reg,
+            record_diagnostics=record_diagnostics,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        self.l1_activation = l1_activation
+        self.prune = prune
+        self.prune_epochs = prune_epochs
+
+    def _l1(self) -> float:
+        return float(self.l1_activation)
+
+    def _layers(self, generator: torch.Generator) -> tuple[list[nn.Module], list[nn.Module]]:
+        if self.encoder_pattern_ is None:
+            decoder = dense_linear(self.K, self.n_items_in_, generator)
+            return [SparseLinear(self.n_items_in_, self.K, generator)], [decoder]
+        return self._sparse_layers(generator)
+
+    def _sparse_layers(
+        self,
+        generator: torch.Generator,
+        enc_values: Tensor | None = None,
+        dec_values: Tensor | None = None,
+    ) -> tuple[list[nn.Module], list[nn.Module]]:
+        return (
+            [SparseEncoder(self.encoder_pattern_, generator, enc_values)],
+            [SparseDecoder(self.decoder_pattern_, generator, dec_values)],
+        )
+
+    def _phases(
+        self, X_train: sp.csr_array, config: TrainConfig, **given: Any
+    ) -> list[Phase | PhaseFactory]:
+        """The dense training; with ``prune``, then the retraining of the pruned network."""
+        self.encoder_pattern_ = self.decoder_pattern_ = None
+        phases = super()._phases(X_train, config)
+        if self.prune is None:
+            return phases
+        assert isinstance(phases[0], Phase)
+        dense = replace(phases[0], name="dense")
+
+        def retrain(trained: dict[str, nn.Module]) -> Phase:
+            epochs = int(self.prune_epochs) if self.prune_epochs else config.epochs
+            return replace(
+                dense, name="retrain", module=self._pruned(trained["dense"]), epochs=epochs
+            )
+
+        return [dense, retrain]
+
+    def _pruned(self, module: nn.Module) -> WideAE:
+        """The sparse network of the ``1 - prune`` largest trained weights (biases kept)."""
+        assert isinstance(module, WideAE)
+        enc, dec = module.encoders[0], module.decoders[0]
+        assert isinstance(enc, SparseLinear) and isinstance(dec, nn.Linear)
+        # both weights are (n_items, K)
+        fraction = float(self.prune or 0.0)
+        self.encoder_pattern_, enc_values = _prune(enc.weight.detach().cpu(), fraction)
+        self.decoder_pattern_, dec_values = _prune(dec.weight.detach().cpu(), fraction)
+        encoders, decoders = self._sparse_layers(
+            torch.Generator().manual_seed(0), enc_values, dec_values
+        )
+        sparse_enc, sparse_dec = encoders[0], decoders[0]
+        assert isinstance(sparse_enc, SparseEncoder) and isinstance(sparse_dec, SparseDecoder)
+        with torch.no_grad():  # biases carry over too
+            sparse_enc.bias.copy_(enc.bias)
+            sparse_dec.bias.copy_(dec.bias)
+        return self._wide(encoders, decoders)
+
+
+def _prune(W: Tensor, fraction: float) -> tuple[sp.csr_array, Tensor]:
+    """Keep the ``1 - fraction`` largest-magnitude entries of W (ties kept)."""
+    magnitude = W.abs().numpy()
+    n_keep = max(1, int(round((1.0 - fraction) * magnitude.size)))
+    threshold = np.partition(magnitude.ravel(), magnitude.size - n_keep)[magnitude.size - n_keep]
+    keep = magnitude >= threshold
+    pattern = sp.csr_array(keep.astype(np.float32))
+    pattern.sort_indices()
+    rows, cols = pattern.nonzero()
+    return pattern, W[torch.from_numpy(rows), torch.from_numpy(cols)].float()
