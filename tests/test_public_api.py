@@ -14,6 +14,7 @@ MODULES = [
     "skcfae.model_selection",
     "skcfae.models",
     "skcfae.nn",
+    "skcfae.utils",
 ]
 
 
@@ -34,16 +35,22 @@ def test_light_modules_do_not_import_torch(name):
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_top_level_estimators():
+def test_estimators_are_public_at_the_top_level_and_in_models():
     import skcfae
+    import skcfae.models
+    from skcfae.utils import all_estimators
 
-    for name in (
-        "EASE",
-        "FCDAE",
-        "ItemGrouper",
-        "MultDAE",
-        "MultVAE",
-        "Popularity",
-        "SparseWideDAE",
-    ):
-        assert name in skcfae.__all__ and hasattr(getattr(skcfae, name), "fit")
+    found = all_estimators()
+    assert len(found) >= 7
+    for name, cls in found:
+        assert name in skcfae.__all__ and hasattr(cls, "fit")
+        if cls.__module__.startswith("skcfae.models."):
+            assert getattr(skcfae.models, name) is cls
+
+
+def test_registry_does_not_import_torch_until_asked():
+    code = (
+        "import sys, skcfae.utils; assert 'torch' not in sys.modules;"
+        "skcfae.utils.all_estimators(); assert 'torch' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

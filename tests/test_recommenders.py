@@ -1,4 +1,4 @@
-"""The contract every recommender keeps (DESIGN.md), on small planted-groups data."""
+"""The ranking contract every top-n recommender keeps, on small planted-groups data."""
 
 import pickle
 
@@ -7,19 +7,13 @@ import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 
-from skcfae import EASE, FCDAE, MultDAE, MultVAE, Popularity, SparseWideDAE, recommend
+from skcfae import EASE, Popularity, recommend
 from skcfae.metrics import ndcg_at_k
 
-FAST = dict(epochs=30, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
-RECOMMENDERS = [
-    Popularity(),
-    EASE(lam=20.0),
-    MultDAE(n_components=32, **FAST),
-    MultVAE(n_components=16, hidden_layer_sizes=(64,), total_anneal_steps=200, **FAST),
-    SparseWideDAE(K=60, R=6, F=15, **FAST),
-    FCDAE(K=30, **{**FAST, "epochs": 60}),
-]
-IDS = [type(e).__name__ for e in RECOMMENDERS]
+from .estimators import CONTRACT, ids, instances
+
+RECOMMENDERS = instances(CONTRACT, "ranking")
+IDS = ids(RECOMMENDERS)
 
 
 @pytest.fixture(scope="module", params=RECOMMENDERS, ids=IDS)

@@ -1,0 +1,53 @@
+"""The one table of test configurations: every public estimator, found by
+:func:`skcfae.utils.all_estimators`, with its fast settings.
+
+``TINY`` configurations feed sklearn's ``check_estimator`` (seconds, any data); ``CONTRACT``
+configurations must learn the planted-groups data of ``conftest.planted`` well enough to beat
+popularity clearly (the ranking and rating contract suites). A new model adds one line to each
+table; a test fails while an exported estimator has none.
+"""
+
+from sklearn.base import clone
+
+from skcfae.utils import all_estimators
+
+_TINY_NN = dict(epochs=2, batch_size=16, n_iter_no_change=None, random_state=0, device="cpu")
+_FAST_NN = dict(epochs=30, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
+
+TINY = {
+    "EASE": dict(lam=10.0),
+    "FCDAE": dict(K=4, **_TINY_NN),
+    "ItemGrouper": dict(K=2, R=1, F=2, random_state=0),
+    "MultDAE": dict(n_components=8, **_TINY_NN),
+    "MultVAE": dict(n_components=4, hidden_layer_sizes=(8,), **_TINY_NN),
+    "Popularity": dict(),
+    "SparseWideDAE": dict(K=2, R=1, F=2, **_TINY_NN),
+}
+
+CONTRACT = {
+    "EASE": dict(lam=20.0),
+    "FCDAE": dict(K=30, **{**_FAST_NN, "epochs": 60}),
+    "ItemGrouper": dict(K=15, R=2, F=15, random_state=0),
+    "MultDAE": dict(n_components=32, **_FAST_NN),
+    "MultVAE": dict(n_components=16, hidden_layer_sizes=(64,), total_anneal_steps=200, **_FAST_NN),
+    "Popularity": dict(),
+    "SparseWideDAE": dict(K=60, R=6, F=15, **_FAST_NN),
+}
+
+
+def instances(table: dict, type_filter=None) -> list:
+    """One configured instance per discovered estimator (of ``type_filter``)."""
+    out = []
+    for name, cls in all_estimators(type_filter):
+        if name not in table:
+            raise KeyError(f"{name} has no test configuration in tests/estimators.py")
+        out.append(cls(**table[name]))
+    return out
+
+
+def ids(estimators: list) -> list[str]:
+    return [type(e).__name__ for e in estimators]
+
+
+def fresh(est):
+    return clone(est)
