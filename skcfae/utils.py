@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 __all__ = ["all_estimators"]
@@ -32,10 +33,11 @@ def all_estimators(type_filter: str | list[str] | None = None) -> list[tuple[str
     >>> [name for name, _ in all_estimators("transformer")]
     ['ItemGrouper']
     """
-    import skcfae
     from sklearn.base import BaseEstimator, TransformerMixin
 
     from .base import RecommenderMixin
+
+    package = importlib.import_module(__package__ or "skcfae")
 
     wanted = [type_filter] if isinstance(type_filter, str) else type_filter
     for kind in wanted or ():
@@ -56,8 +58,8 @@ def all_estimators(type_filter: str | list[str] | None = None) -> list[tuple[str
         return out
 
     found = []
-    for name in skcfae.__all__:
-        obj = getattr(skcfae, name)
+    for name in package.__all__:
+        obj = getattr(package, name)
         if isinstance(obj, type) and issubclass(obj, BaseEstimator):
             if wanted is None or kinds(obj) & set(wanted):
                 found.append((name, obj))
