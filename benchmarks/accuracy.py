@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from skcfae import EASE, MultDAE, MultVAE, Popularity
+from skcfae._ranking import ndcg_from_topk, recall_from_topk
 from skcfae.datasets import load_lastfm, load_movielens
-from skcfae.metrics import _ndcg_from_topk, _recall_from_topk
 from skcfae.model_selection import strong_generalization_split
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -49,9 +49,9 @@ def load(name: str):
 def per_user(model, fold_in, holdout):
     top = model.recommend(fold_in, n=100)
     return {
-        "ndcg@100": _ndcg_from_topk(top, holdout, 100),
-        "recall@20": _recall_from_topk(top, holdout, 20),
-        "recall@50": _recall_from_topk(top, holdout, 50),
+        "ndcg@100": ndcg_from_topk(top, holdout, 100),
+        "recall@20": recall_from_topk(top, holdout, 20),
+        "recall@50": recall_from_topk(top, holdout, 50),
     }
 
 

@@ -1,18 +1,34 @@
-"""Input validation shared by every estimator, metric and splitter.
+"""Input validation shared by every estimator, metric and splitter: the one place it happens.
 
 All user data enters through :func:`check_interactions`: any scipy sparse format or dense
-array-like becomes a canonical CSR float32 matrix (sorted indices, no duplicates, no explicit
-zeros), or a clear ``ValueError``/``TypeError`` says what is wrong and how to fix it.
+array-like becomes a canonical CSR matrix (sorted indices, no duplicates), or a clear
+``ValueError``/``TypeError`` says what is wrong and how to fix it. Two readings of the data:
+
+- implicit feedback (``implicit=True``, interactions such as clicks or play counts): values
+  must be non-negative, duplicate entries are summed (counts add up), stored zeros are dropped
+  and a dense 0 is "no interaction";
+- explicit feedback (``implicit=False``, ratings): every stored entry is an observed rating,
+  whatever its value (a stored 0 included, negative values allowed); a (user, item) entry stored
+  twice is an error; a dense input marks unobserved entries with NaN, every other entry
+  (0 included) being an observed rating.
+
+Estimators then keep their column count with :func:`check_n_items`; :func:`check_n` and
+:func:`check_items` check the length and the candidate set of ranked lists. Internal code
+passes the validated CSR on and never validates it again.
 """
 
 from __future__ import annotations
 
+from numbers import Integral
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
 
 from ._typing import InteractionMatrix
 
-__all__ = ["check_interactions"]
+__all__ = ["check_interactions", "check_items", "check_n", "check_n_items"]
 
 
 def check_interactions(
@@ -22,8 +38,12 @@ def check_interactions(
     implicit: bool = True,
     allow_empty_rows: bool = True,
     dtype: type = np.float32,
+    input_name: str = "X",
 ) -> sp.csr_array:
     """Return ``X`` as a canonical CSR array of ``dtype``, or raise a helpful error.
+
+    The result is always a new array (the input is never modified nor shared), with sorted
+    indices and no duplicate entries, so ``has_canonical_format`` is True.
 
     Parameters
     ----------
@@ -32,24 +52,53 @@ def check_interactions(
     caller : str
         Name used in error messages, e.g. ``"MultVAE.fit"``.
     implicit : bool, default=True
-        Implicit data must be non-negative; explicit ratings may be any finite value and
-        keep their explicitly stored zeros (a stored 0 is an observed rating).
+        True: implicit feedback. Values must be non-negative; duplicate sparse entries are
+        summed; zeros (stored or dense) are not interactions and are dropped; NaN is an error.
+        False: explicit ratings. Every stored entry is an observed rating, whatever its
+        (finite) value, and is kept, stored zeros included; a (user, item) entry stored twice
+        is a ``ValueError``; in a dense ``X``, NaN marks an unobserved entry and every other
+        entry, 0 included, is an observed rating. Infinite values are an error either way.
     allow_empty_rows : bool, default=True
         Whether users with no interaction are allowed.
     dtype : numpy dtype, default=np.float32
+        dtype of the result.
+    input_name : str, default="X"
+        Name of the argument in error messages, e.g. ``"y_true"``.
 
     Returns
     -------
     X : scipy.sparse.csr_array of shape (n_users, n_items)
+        Canonical: sorted indices, no duplicates.
+
+    Raises
+    ------
+    TypeError
+        None, a string or another non-array, non-numeric or datetime dtype.
+    ValueError
+        Not 2-D, no user or no item, complex values, NaN (except in a dense explicit ``X``)
+        or infinite values, negative values (implicit), duplicate entries (explicit), empty
+        rows when ``allow_empty_rows=False``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae._validation import check_interactions
+    >>> R = check_interactions(np.array([[5.0, np.nan], [0.0, 3.0]]), caller="demo",
+    ...                        implicit=False)
+    >>> R.nnz, R.toarray().tolist()  # the dense 0 is an observed rating, NaN is not
+    (3, [[5.0, 0.0], [0.0, 3.0]])
     """
+    name = input_name
     if X is None:
         raise TypeError(f"{caller} expected a users x items matrix, got None.")
     if sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(f"{caller} expected a 2-D users x items matrix, got {X.ndim}-D.")
-        kind = X.dtype.kind
-        _check_dtype_kind(kind, X.dtype, caller)
-        X = sp.csr_array(X, dtype=dtype, copy=True)
+        _check_dtype_kind(X.dtype.kind, X.dtype, caller)
+        if implicit:
+            X = sp.csr_array(X, dtype=dtype, copy=True)
+        else:
+            X = _explicit_csr(X, dtype, caller, name)
     else:
         if isinstance(X, str) or not hasattr(X, "__len__") and not hasattr(X, "__array__"):
             raise TypeError(
@@ -63,7 +112,10 @@ def check_interactions(
                 f"{caller} expected a 2-D users x items matrix, got an array of shape "
                 f"{arr.shape}. Reshape your data: a single user is X.reshape(1, -1)."
             )
-        X = sp.csr_array(arr.astype(dtype, copy=False))
+        if implicit:
+            X = sp.csr_array(arr.astype(dtype, copy=False))
+        else:
+            X = _dense_ratings_csr(arr, dtype, caller, name)
     n_users, n_items = X.shape
     if n_users == 0 or n_items == 0:
         what = "sample" if n_users == 0 else "feature"
@@ -71,11 +123,12 @@ def check_interactions(
             f"{caller} got an empty matrix: 0 {what}(s) (shape={X.shape}) while a minimum of 1 "
             "is required; it needs at least one user and one item."
         )
-    X.sum_duplicates()
-    X.sort_indices()
+    if implicit:
+        X.sum_duplicates()
+        X.sort_indices()
     if not np.all(np.isfinite(X.data)):
         raise ValueError(
-            f"{caller} got NaN or infinite values in X; drop or impute them before fitting."
+            f"{caller} got NaN or infinite values in {name}; drop or impute them before fitting."
         )
     if implicit:
         if X.data.size and X.data.min() < 0:
@@ -92,6 +145,51 @@ def check_interactions(
     return X
 
 
+def _explicit_csr(X: Any, dtype: type, caller: str, name: str) -> sp.csr_array:
+    """Sparse ratings as canonical CSR, stored zeros kept; duplicate entries are an error."""
+    if X.format in ("csr", "csc"):
+        A = sp.csr_array(X, dtype=dtype, copy=True)  # keeps duplicates and stored zeros
+        A.sort_indices()
+        n_dup = 0
+        if A.nnz > 1:
+            same = A.indices[1:] == A.indices[:-1]
+            starts = A.indptr[1:-1]
+            same[starts[(starts > 0) & (starts < A.nnz)] - 1] = False  # across a row start
+            n_dup = int(same.sum())
+    else:
+        C = sp.coo_array(X)
+        A = sp.csr_array(C, dtype=dtype, copy=True)  # sums duplicates, keeps stored zeros
+        A.sort_indices()
+        n_dup = int(C.nnz - A.nnz)
+    if n_dup:
+        raise ValueError(
+            f"{caller} got {n_dup} duplicate (user, item) entries in {name}: a rating matrix "
+            "stores each observed rating once, and duplicates would be summed into a rating "
+            "nobody gave. Aggregate them first (e.g. keep the latest rating per pair with "
+            "df.drop_duplicates(['user', 'item'], keep='last'), or average them) and build "
+            "the matrix again."
+        )
+    A.has_canonical_format = True
+    return A
+
+
+def _dense_ratings_csr(arr: np.ndarray, dtype: type, caller: str, name: str) -> sp.csr_array:
+    """Dense ratings as canonical CSR: NaN is unobserved, every other entry is a rating."""
+    arr = arr.astype(dtype, copy=False)
+    observed = ~np.isnan(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, dtype=bool)
+    data = arr[observed]
+    if not np.all(np.isfinite(data)):
+        raise ValueError(
+            f"{caller} got infinite values in {name}; ratings must be finite (NaN or "
+            f"infinite values: a dense {name} marks unobserved entries with NaN only)."
+        )
+    indptr = np.concatenate([[0], np.cumsum(observed.sum(axis=1))])
+    indices = np.nonzero(observed)[1]
+    A = sp.csr_array((data, indices, indptr), shape=arr.shape)
+    A.has_canonical_format = True  # row-major order: sorted, one entry per position
+    return A
+
+
 def _check_dtype_kind(kind: str, dtype: object, caller: str) -> None:
     if kind in "OUSV":
         raise TypeError(
@@ -104,3 +202,135 @@ def _check_dtype_kind(kind: str, dtype: object, caller: str) -> None:
         )
     if kind == "M" or kind == "m":
         raise TypeError(f"{caller} cannot use datetime values (dtype {dtype}).")
+
+
+def check_n_items(estimator: Any, X: Any, *, reset: bool) -> None:
+    """Record (``reset=True``) or check the number of item columns of ``estimator``.
+
+    On reset, sets ``n_items_in_`` and its scikit-learn name ``n_features_in_`` to
+    ``X.shape[1]``; otherwise raises when X's column count differs from ``n_items_in_``.
+
+    Parameters
+    ----------
+    estimator : object
+        The estimator (its class name goes into the error message).
+    X : sparse matrix or ndarray of shape (n_users, n_items)
+        Validated data; only its shape is read (nothing is copied).
+    reset : bool
+        True in ``fit``; False in every method of a fitted estimator.
+
+    Raises
+    ------
+    ValueError
+        ``X has 1200 features, but MultVAE is expecting 1000 features as input: X has 1200
+        items but MultVAE was fitted on 1000; pass rows over the same item columns.``
+    """
+    n_items = int(X.shape[1])
+    if reset:
+        estimator.n_items_in_ = n_items
+        estimator.n_features_in_ = n_items
+        return
+    expected = estimator.n_items_in_
+    if n_items != expected:
+        name = type(estimator).__name__
+        raise ValueError(
+            f"X has {n_items} features, but {name} is expecting {expected} features as input: "
+            f"X has {n_items} items but {name} was fitted on {expected}; pass rows over the "
+            "same item columns."
+        )
+
+
+def check_n(n: Any, n_max: int, caller: str, *, name: str = "n", limit: str | None = None) -> int:
+    """Check a list length ``n`` (or ``k``): an int in ``[1, n_max]``; return it as an int.
+
+    Parameters
+    ----------
+    n : object
+        The value to check; bools are rejected.
+    n_max : int
+        Largest allowed value (the number of rankable items).
+    caller : str
+        Name used in error messages, e.g. ``"MultVAE.recommend"``.
+    name : str, default="n"
+        Parameter name in error messages.
+    limit : str, optional
+        Why ``n_max`` is the limit, shown when ``n > n_max``; default "the model knows
+        ``n_max`` items".
+
+    Returns
+    -------
+    n : int
+
+    Raises
+    ------
+    ValueError
+        ``The 'n' parameter of MultVAE.recommend must be an int in the range [1, 1000]
+        (the model knows 1000 items). Got 1001 instead.``
+    """
+    if isinstance(n, bool) or not isinstance(n, Integral) or int(n) < 1:
+        raise ValueError(
+            f"The '{name}' parameter of {caller} must be an int in the range [1, {n_max}]. "
+            f"Got {n!r} instead."
+        )
+    if int(n) > n_max:
+        why = f"the model knows {n_max} items" if limit is None else limit
+        raise ValueError(
+            f"The '{name}' parameter of {caller} must be an int in the range [1, {n_max}] "
+            f"({why}). Got {n} instead."
+        )
+    return int(n)
+
+
+def check_items(items: npt.ArrayLike, n_items: int, caller: str) -> np.ndarray:
+    """Check a candidate set of item indices; return it sorted, as int64.
+
+    Parameters
+    ----------
+    items : array-like of int
+        Item (column) indices: non-empty, 1-D, integers in ``[0, n_items)``, no duplicates.
+    n_items : int
+        Number of item columns.
+    caller : str
+        Name used in error messages, e.g. ``"MultVAE.recommend"``.
+
+    Returns
+    -------
+    items : ndarray of shape (n_candidates,), dtype int64
+        Ascending (ties in a ranking then go to the lower item index, as without ``items``).
+
+    Raises
+    ------
+    TypeError
+        Not an array of integers (e.g. floats, or a boolean mask).
+    ValueError
+        Not 1-D, empty, out of range or with duplicates.
+    """
+    what = f"The 'items' parameter of {caller}"
+    if sp.issparse(items):
+        raise TypeError(f"{what} must be a 1-D array-like of item indices, got a sparse matrix.")
+    arr = np.asarray(items)
+    if arr.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array-like of item indices, got shape {arr.shape}.")
+    if arr.size == 0:
+        raise ValueError(f"{what} must hold at least one item index; got an empty array.")
+    if arr.dtype.kind == "b":
+        raise TypeError(
+            f"{what} must hold item indices, got a boolean mask; pass np.flatnonzero(mask)."
+        )
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{what} must hold integer item indices, got dtype {arr.dtype}.")
+    low, high = int(arr.min()), int(arr.max())
+    if low < 0 or high >= n_items:
+        bad = low if low < 0 else high
+        raise ValueError(
+            f"{what} must hold item indices in the range [0, {n_items - 1}] (the model knows "
+            f"{n_items} items). Got {bad} instead."
+        )
+    out = np.sort(arr.astype(np.int64))
+    n_dup = int(np.count_nonzero(out[1:] == out[:-1]))
+    if n_dup:
+        raise ValueError(
+            f"{what} must not repeat an item; got {n_dup} duplicate index(es). "
+            "Pass np.unique(items)."
+        )
+    return out

@@ -1,23 +1,32 @@
-"""RecommenderMixin: validation, batching and the one top-n path of every recommender."""
+"""RecommenderMixin: validation, batching and the one top-n path of every recommender.
+
+The ranking itself (seen-item masking, top-k, candidate sets, batching) lives in
+:mod:`skcfae._ranking`, shared with :mod:`skcfae.metrics`; this module adds the estimator side:
+input validated once, then passed on as canonical CSR.
+"""
 
 from __future__ import annotations
 
-from numbers import Integral
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
+import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._ranking import iter_row_batches, rank_batch, recommend, score_fold_in, topk_masked
 from ._typing import InteractionMatrix
-from ._validation import check_interactions
+from ._validation import check_interactions, check_items, check_n, check_n_items
 
 __all__ = ["RecommenderMixin", "recommend"]
 
 #: Users scored at once by ``decision_function``/``recommend``: bounds memory by
 #: batch x n_items, whatever the number of users.
 DEFAULT_BATCH_USERS = 1000
+
+#: Temporary alias for skcfae/models/_neural.py, which still imports it from here; use
+#: :func:`skcfae._ranking.topk_masked`. To be removed once that module is switched.
+_topk_masked = topk_masked
 
 
 class RecommenderMixin:
@@ -29,6 +38,9 @@ class RecommenderMixin:
 
     #: Implicit models need non-negative interactions; explicit (rating) models set False.
     _implicit = True
+    #: Set by ``fit`` (:func:`skcfae._validation.check_n_items`); declared for type checkers
+    #: only: the attribute does not exist before ``fit``.
+    n_items_in_: int
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()  # type: ignore[misc]
@@ -42,18 +54,14 @@ class RecommenderMixin:
     def _validate_interactions(
         self, X: InteractionMatrix, *, reset: bool, caller: str | None = None
     ) -> sp.csr_array:
-        name = type(self).__name__
-        caller = caller or f"{name}.{'fit' if reset else 'predict'}"
+        """X as canonical CSR float32 (implicit or explicit per ``_implicit``), items counted.
+
+        ``reset=True`` (in ``fit``) records ``n_items_in_``/``n_features_in_``; otherwise X must
+        have that many columns. The result is passed on as is: nothing below re-validates it.
+        """
+        caller = caller or f"{type(self).__name__}.{'fit' if reset else 'predict'}"
         X = check_interactions(X, caller=caller, implicit=self._implicit)
-        if reset:
-            self.n_items_in_ = X.shape[1]
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_items_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {name} is expecting {self.n_items_in_} "
-                f"features as input: X has {X.shape[1]} items but {name} was fitted on "
-                f"{self.n_items_in_}; pass rows over the same item columns."
-            )
+        check_n_items(self, X, reset=reset)
         return X
 
     def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:  # pragma: no cover
@@ -80,17 +88,47 @@ class RecommenderMixin:
         X = self._validate_interactions(
             X, reset=False, caller=f"{type(self).__name__}.decision_function"
         )
-        step = self._batch_users()
         parts = [
-            np.asarray(self._decision_function_batch(X[i : i + step]), dtype=np.float32)
-            for i in range(0, X.shape[0], step)
+            np.asarray(self._decision_function_batch(Xb), dtype=np.float32)
+            for _, Xb in iter_row_batches(X, self._batch_users())
         ]
         return np.vstack(parts)
 
+    @overload
     def recommend(
-        self, X: InteractionMatrix, n: int = 10, *, exclude_seen: bool = True
-    ) -> np.ndarray:
+        self,
+        X: InteractionMatrix,
+        n: int = ...,
+        *,
+        exclude_seen: bool = ...,
+        items: npt.ArrayLike | None = ...,
+        return_scores: Literal[False] = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def recommend(
+        self,
+        X: InteractionMatrix,
+        n: int = ...,
+        *,
+        exclude_seen: bool = ...,
+        items: npt.ArrayLike | None = ...,
+        return_scores: Literal[True],
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def recommend(
+        self,
+        X: InteractionMatrix,
+        n: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: npt.ArrayLike | None = None,
+        return_scores: bool = False,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Top-``n`` items for each user (row) of X, best first.
+
+        Computed batch by batch (``batch_size`` users at a time, or 1000): memory is bounded
+        by a batch x n_items score block, never a users x items matrix.
 
         Parameters
         ----------
@@ -98,92 +136,100 @@ class RecommenderMixin:
             Interactions of the users to recommend for (fold-in); they need not be training
             users.
         n : int, default=10
-            Number of items per user, at most ``n_items_in_``.
+            Number of items per user, at most ``n_items_in_`` (at most ``len(items)`` with
+            ``items``).
         exclude_seen : bool, default=True
             Never recommend an item the user already has in X.
+        items : array-like of int, default=None
+            Candidate items (column indices): only these can be recommended, e.g. the items
+            in stock. Non-empty, integers in ``[0, n_items_in_)``, no duplicates; their order
+            does not matter (ties go to the lower item index). None: every item.
+
+            .. versionadded:: 0.1
+        return_scores : bool, default=False
+            Also return the scores of the recommended items.
+
+            .. versionadded:: 0.1
 
         Returns
         -------
         items : ndarray of shape (n_users, n), dtype int64
-            Item indices, best first; -1 pads rows with fewer than ``n`` candidate items.
+            Item indices, best first; -1 pads rows with fewer than ``n`` candidate items
+            left (after ``exclude_seen``).
+        scores : ndarray of shape (n_users, n), dtype float32
+            Only with ``return_scores=True``: :meth:`decision_function` at the returned
+            items, non-increasing along each row; ``-inf`` at the -1 places.
         """
         check_is_fitted(self)
-        name = type(self).__name__
-        X = self._validate_interactions(X, reset=False, caller=f"{name}.recommend")
-        _check_n(n, self.n_items_in_, f"{name}.recommend")
-        step = self._batch_users()
-        out = np.empty((X.shape[0], n), dtype=np.int64)
-        for i in range(0, X.shape[0], step):
-            out[i : i + step] = self._recommend_batch(X[i : i + step], n, exclude_seen)
+        caller = f"{type(self).__name__}.recommend"
+        X = self._validate_interactions(X, reset=False, caller=caller)
+        out: np.ndarray | tuple[np.ndarray, np.ndarray] = self._recommend_validated(
+            X, n, exclude_seen=exclude_seen, items=items, return_scores=return_scores, caller=caller
+        )
         return out
 
-    def _recommend_batch(self, X: sp.csr_array, n: int, exclude_seen: bool) -> np.ndarray:
-        return _topk_masked(self._decision_function_batch(X), X, n, exclude_seen)
+    def _recommend_validated(
+        self,
+        X: sp.csr_array,
+        n: int,
+        *,
+        exclude_seen: bool,
+        items: npt.ArrayLike | None,
+        return_scores: bool,
+        caller: str,
+    ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """:meth:`recommend` of a validated canonical CSR X (checked columns): the batch loop."""
+        if items is None:
+            candidates = None
+            n = check_n(n, self.n_items_in_, caller)
+        else:
+            candidates = check_items(items, self.n_items_in_, caller)
+            n = check_n(n, candidates.size, caller, limit=f"items holds {candidates.size} items")
+        top = np.empty((X.shape[0], n), dtype=np.int64)
+        scores = np.empty((X.shape[0], n), dtype=np.float32) if return_scores else None
+        for rows, Xb in iter_row_batches(X, self._batch_users()):
+            top[rows], batch_scores = self._recommend_batch(Xb, n, exclude_seen, candidates)
+            if scores is not None:
+                scores[rows] = batch_scores
+        return top if scores is None else (top, scores)
+
+    def _recommend_batch(
+        self, X: sp.csr_array, n: int, exclude_seen: bool, items: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return rank_batch(
+            self._decision_function_batch(X), X, n, exclude_seen=exclude_seen, items=items
+        )
 
     def score(self, X: InteractionMatrix, y: Any = None) -> float:
         """NDCG@100 on a fixed 80/20 fold-in/hold-out split of each row of X.
 
-        Lets ``GridSearchCV(est, grid, cv=UserSplit(...))`` work with ``scoring=None``. Rows with
-        fewer than 5 interactions are not evaluated (as in Liang et al. 2018).
+        Lets ``GridSearchCV(est, grid, cv=UserSplit(...))`` work with ``scoring=None``: the
+        same value as ``skcfae.metrics.ndcg_scorer(k=100)(self, X)``. Rows with fewer than 5
+        interactions are not evaluated (as in Liang et al., WWW 2018).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_users, n_items)
+            Interactions of evaluation users (implicit feedback).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
         """
-        from .metrics import ndcg_scorer
-
         check_is_fitted(self)
-        X = self._validate_interactions(X, reset=False, caller=f"{type(self).__name__}.score")
-        return float(ndcg_scorer(k=100)(self, X))
-
-
-def _topk_masked(scores: Any, X: sp.csr_array, n: int, exclude_seen: bool) -> np.ndarray:
-    """Top-``n`` columns of ``scores`` per row, seen items of X masked, -1 where none is left."""
-    from .metrics import _topk_from_scores
-
-    scores = np.array(scores, dtype=np.float32)
-    if exclude_seen:
-        rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
-        scores[rows, X.indices] = -np.inf
-    top = _topk_from_scores(scores, n)
-    top[np.take_along_axis(scores, top, axis=1) == -np.inf] = -1
-    return top
-
-
-def _check_n(n: Any, n_items: int, caller: str) -> None:
-    if isinstance(n, bool) or not isinstance(n, Integral) or int(n) < 1:
-        raise ValueError(
-            f"The 'n' parameter of {caller} must be an int in the range [1, {n_items}]. "
-            f"Got {n!r} instead."
+        caller = f"{type(self).__name__}.score"
+        # the ranking protocol reads X as implicit feedback, whatever the model; validated
+        # once here, then split and ranked without another copy
+        X = check_interactions(X, caller=caller)
+        check_n_items(self, X, reset=False)
+        return score_fold_in(
+            self,
+            X,
+            metric="ndcg",
+            k=100,
+            holdout_fraction=0.2,
+            random_state=0,
+            caller=caller,
         )
-    if int(n) > n_items:
-        raise ValueError(
-            f"The 'n' parameter of {caller} must be an int in the range [1, {n_items}] "
-            f"(the model knows {n_items} items). Got {n} instead."
-        )
-
-
-def recommend(
-    estimator: Any, X: InteractionMatrix, n: int = 10, *, exclude_seen: bool = True
-) -> np.ndarray:
-    """Top-``n`` items for each row of X from a recommender or a Pipeline ending in one.
-
-    Parameters
-    ----------
-    estimator : recommender or sklearn.pipeline.Pipeline
-        A fitted skcfae recommender, or a Pipeline whose last step is one; the earlier steps'
-        ``transform`` is applied to X first.
-    X : {array-like, sparse matrix} of shape (n_users, n_items)
-    n : int, default=10
-    exclude_seen : bool, default=True
-
-    Returns
-    -------
-    items : ndarray of shape (n_users, n), dtype int64, best first, padded with -1.
-    """
-    if isinstance(estimator, Pipeline):
-        if len(estimator.steps) > 1:
-            X = estimator[:-1].transform(X)
-        estimator = estimator.steps[-1][1]
-    if not hasattr(estimator, "recommend"):
-        raise TypeError(
-            f"recommend needs a skcfae recommender or a Pipeline ending in one; got "
-            f"{type(estimator).__name__}, which has no recommend method."
-        )
-    return estimator.recommend(X, n, exclude_seen=exclude_seen)

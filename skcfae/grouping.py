@@ -509,17 +509,10 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     # -- validation -------------------------------------------------------------------------
     def _validate(self, X: InteractionMatrix, *, reset: bool, caller: str) -> sp.csr_array:
+        from ._validation import check_n_items
+
         X = check_interactions(X, caller=caller)
-        if reset:
-            self.n_items_in_ = X.shape[1]
-            self.n_features_in_ = X.shape[1]
-        elif X.shape[1] != self.n_items_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but ItemGrouper is expecting "
-                f"{self.n_items_in_} features as input: X has {X.shape[1]} items but "
-                f"ItemGrouper was fitted on {self.n_items_in_}; pass rows over the same item "
-                "columns."
-            )
+        check_n_items(self, X, reset=reset)
         return X
 
     def _check_params_vs_input(self, n_items: int) -> tuple[int, int]:

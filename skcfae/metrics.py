@@ -1,6 +1,6 @@
 """Top-k ranking metrics, RMSE and GridSearchCV scorers for recommenders.
 
-The ranking metrics follow Liang et al. 2018 and ``papers/000_a2475424b54d3d60.txt`` §4.2:
+The ranking metrics follow Liang et al. (WWW 2018) and Khawar et al. (WWW 2020), §4.2:
 relevance is binary (any stored positive entry of the held-out matrix is relevant),
 
 - ``DCG@k = sum_{r=1..k} rel(r) / log2(r + 1)``, ``NDCG@k = DCG@k / IDCG@k`` where the ideal
@@ -10,8 +10,10 @@ relevance is binary (any stored positive entry of the held-out matrix is relevan
 
 Users without any held-out item are undefined (NaN per user) and left out of averages.
 
-The private ``_*_from_topk`` kernels work on a ranked list of item indices, so that estimators
-can evaluate batch by batch from ``recommend`` without building a dense score matrix.
+The per-user kernels work on ranked lists of item indices and live in the private
+``skcfae._ranking`` (with the top-k and ``recommend``), so that estimators evaluate batch by
+batch from ``recommend`` without building a dense score matrix; this module only validates
+the inputs and averages.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.utils._param_validation import Interval, validate_params
 
+from ._compat import Interval, validate_params
+from ._ranking import KERNELS, ndcg_from_topk, score_fold_in, topk_from_scores
 from ._typing import InteractionMatrix, RandomState
-from ._validation import check_interactions
+from ._validation import check_interactions, check_n, check_n_items
 
 __all__ = sorted(
     [
@@ -43,137 +46,9 @@ __all__ = sorted(
     ]
 )
 
-# ---------------------------------------------------------------------------------------------
-# Kernels
-# ---------------------------------------------------------------------------------------------
-
-
-def _topk_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores of each row, best first.
-
-    Ties are broken by the lower item index, so the result is deterministic; ``-inf`` scores
-    (excluded items) come last. Runs in O(n_items) per row (a partition, then a sort of k).
-
-    Parameters
-    ----------
-    scores : ndarray of shape (n_users, n_items)
-    k : int
-        At most ``n_items``.
-
-    Returns
-    -------
-    top : ndarray of shape (n_users, k), dtype int64
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be 2-D (n_users, n_items), got shape {scores.shape}.")
-    n_users, n_items = scores.shape
-    if isinstance(k, bool) or not isinstance(k, Integral) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}.")
-    if k > n_items:
-        raise ValueError(
-            f"Cannot rank the top k={k} items among only n_items={n_items}; use k <= {n_items}."
-        )
-    if n_users == 0:
-        return np.empty((0, k), dtype=np.int64)
-    if np.isnan(scores).any():
-        raise ValueError(
-            "scores contain NaN, so items cannot be ranked; the model may have diverged "
-            "(try a lower learning rate)."
-        )
-    # k-th largest value of each row; everything strictly above it is in, and among the
-    # items equal to it the lowest indices fill the remaining places.
-    kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k][:, None]
-    chosen = scores >= kth
-    surplus = np.flatnonzero(chosen.sum(axis=1) > k)  # rows with more ties than places
-    if surplus.size:
-        sub, sub_kth = scores[surplus], kth[surplus]
-        above, ties = sub > sub_kth, sub == sub_kth
-        need = k - above.sum(axis=1, keepdims=True)
-        chosen[surplus] = above | (ties & (np.cumsum(ties, axis=1) <= need))
-    cols = np.nonzero(chosen)[1].reshape(n_users, k)  # ascending item index per row
-    vals = np.take_along_axis(scores, cols, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")  # stable: ties keep the lower index
-    return np.take_along_axis(cols, order, axis=1).astype(np.int64, copy=False)
-
-
-def _hits(top: np.ndarray, y_true: sp.csr_array, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Relevance of the first ``k`` ranked items, and the number of relevant items per user.
-
-    Returns
-    -------
-    hits : ndarray of shape (n_users, k), dtype bool
-    n_relevant : ndarray of shape (n_users,), dtype int64
-    """
-    top = np.asarray(top)
-    if top.ndim != 2:
-        raise ValueError(f"top must be 2-D (n_users, >= k), got shape {top.shape}.")
-    n_users, n_items = y_true.shape
-    if top.shape[0] != n_users:
-        raise ValueError(
-            f"top has {top.shape[0]} rows but y_true has {n_users} users; they must match."
-        )
-    if top.shape[1] < k:
-        raise ValueError(f"top has {top.shape[1]} columns, fewer than k={k}.")
-    top = top[:, :k].astype(np.int64, copy=False)
-    y_true = sp.csr_array(y_true)
-    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(y_true.indptr))
-    positive = y_true.data > 0
-    keys = rows[positive] * n_items + y_true.indices[positive].astype(np.int64)
-    if not y_true.has_canonical_format:
-        keys = np.unique(keys)
-    n_relevant = np.bincount(rows[positive], minlength=n_users).astype(np.int64)
-    valid = (top >= 0) & (top < n_items)
-    query = np.arange(n_users, dtype=np.int64)[:, None] * n_items + top
-    if keys.size == 0:
-        return np.zeros(top.shape, dtype=bool), n_relevant
-    pos = np.minimum(np.searchsorted(keys, query), keys.size - 1)
-    hits = valid & (keys[pos] == query)
-    return hits, n_relevant
-
-
-def _ndcg_from_topk(top: np.ndarray, y_true: sp.csr_array, k: int) -> np.ndarray:
-    """Per-user NDCG@k of ranked lists ``top`` (-1 pads, never a hit); NaN without held-out."""
-    hits, n_rel = _hits(top, y_true, k)
-    discount = 1.0 / np.log2(np.arange(2, k + 2, dtype=np.float64))
-    # sequential sums, row by row: a perfect ranking gives exactly 1.0, and a user's value
-    # does not depend on the other users of the batch (as a BLAS product's rounding can)
-    dcg = np.cumsum(hits * discount, axis=1)[:, -1]
-    ideal = np.concatenate([[np.nan], np.cumsum(discount)])[np.minimum(n_rel, k)]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return dcg / ideal
-
-
-def _recall_from_topk(top: np.ndarray, y_true: sp.csr_array, k: int) -> np.ndarray:
-    """Per-user Recall@k = hits / min(k, |held-out|); NaN without held-out items."""
-    hits, n_rel = _hits(top, y_true, k)
-    denom = np.minimum(n_rel, k).astype(np.float64)
-    denom[denom == 0] = np.nan
-    return hits.sum(axis=1) / denom
-
-
-def _precision_from_topk(top: np.ndarray, y_true: sp.csr_array, k: int) -> np.ndarray:
-    """Per-user Precision@k = hits / k; NaN without held-out items."""
-    hits, n_rel = _hits(top, y_true, k)
-    out = hits.sum(axis=1) / float(k)
-    out[n_rel == 0] = np.nan
-    return out
-
-
-def _hit_rate_from_topk(top: np.ndarray, y_true: sp.csr_array, k: int) -> np.ndarray:
-    """Per-user HitRate@k: 1.0 if any of the top k is held out; NaN without held-out items."""
-    hits, n_rel = _hits(top, y_true, k)
-    out: np.ndarray = np.asarray(hits.any(axis=1), dtype=np.float64)
-    out[n_rel == 0] = np.nan
-    return out
-
-
-_KERNELS: dict[str, Callable[[np.ndarray, sp.csr_array, int], np.ndarray]] = {
-    "ndcg": _ndcg_from_topk,
-    "recall": _recall_from_topk,
-    "precision": _precision_from_topk,
-    "hit_rate": _hit_rate_from_topk,
-}
+#: Temporary alias for skcfae/models/_neural.py, which still imports it from here; use
+#: :func:`skcfae._ranking.ndcg_from_topk`. To be removed once that module is switched.
+_ndcg_from_topk = ndcg_from_topk
 
 # ---------------------------------------------------------------------------------------------
 # Public metrics
@@ -200,12 +75,9 @@ def _ranking_metric(
         )
     if np.isnan(scores).any():
         raise ValueError(f"{caller}: y_score contains NaN; use -inf for excluded items.")
-    if k > Y.shape[1]:
-        raise ValueError(
-            f"The 'k' parameter of {caller} must be at most n_items={Y.shape[1]}. Got {k} instead."
-        )
-    top = _topk_from_scores(scores, k)
-    per_user = _KERNELS[name](top, Y, k)
+    k = check_n(k, Y.shape[1], caller, name="k", limit=f"at most n_items={Y.shape[1]}")
+    top = topk_from_scores(scores, k)
+    per_user = KERNELS[name](top, Y, k)
     if not average:
         return per_user
     evaluated = ~np.isnan(per_user)
@@ -232,8 +104,8 @@ def ndcg_at_k(
 
     ``DCG@k = sum_{r=1..k} rel(r) / log2(r + 1)`` with binary relevance (an item is relevant
     when it is stored with a positive value in ``y_true``), divided by the best DCG@k, which
-    ranks ``min(k, |held-out|)`` relevant items first. As in ``papers/000_a2475424b54d3d60.txt``
-    §4.2 and Liang et al. 2018.
+    ranks ``min(k, |held-out|)`` relevant items first. As in Khawar et al. (WWW 2020, §4.2)
+    and Liang et al. (WWW 2018).
 
     Parameters
     ----------
@@ -280,8 +152,8 @@ def recall_at_k(
     """Recall of the top-``k`` items, normalized by ``min(k, |held-out|)`` (Recall@k).
 
     ``Recall@k = hits@k / min(k, |held-out|)``, so that ranking all held-out items first scores
-    1 even when there are more than ``k`` of them; ``papers/000_a2475424b54d3d60.txt`` §4.2 and
-    Liang et al. 2018.
+    1 even when there are more than ``k`` of them; Khawar et al. (WWW 2020, §4.2) and Liang et
+    al. (WWW 2018).
 
     Parameters
     ----------
@@ -321,7 +193,7 @@ def precision_at_k(
 ) -> float | np.ndarray:
     """Fraction of the top-``k`` items that are held out (Precision@k = hits@k / k).
 
-    Binary relevance as in ``papers/000_a2475424b54d3d60.txt`` §4.2.
+    Binary relevance as in Khawar et al. (WWW 2020, §4.2).
 
     Parameters
     ----------
@@ -361,8 +233,9 @@ def hit_rate_at_k(
 ) -> float | np.ndarray:
     """Whether any of the top-``k`` items is held out (HitRate@k, HR@k).
 
-    With one held-out item per user (leave-one-out, ``papers/003``) this is the usual HR@k;
-    binary relevance as in ``papers/000_a2475424b54d3d60.txt`` §4.2.
+    With one held-out item per user (leave-one-out, as in NCAE: Li, Zheng and Wu, arXiv
+    1712.09043, 2017) this is the usual HR@k; binary relevance as in Khawar et al. (WWW 2020,
+    §4.2).
 
     Parameters
     ----------
@@ -403,13 +276,17 @@ def hit_rate_at_k(
 def rmse(y_true: InteractionMatrix, y_pred: InteractionMatrix) -> float:
     """Root mean squared error of predicted ratings at the observed entries.
 
-    The rating-prediction metric of ``papers/002`` (CFN) and AutoRec.
+    The rating-prediction metric of CFN (Strub and Mary, 2015) and AutoRec (Sedhain et al.,
+    WWW 2015). ``y_true`` is read as the rating models read their data:
 
-    - ``y_true`` sparse: the observed ratings are its *stored* entries (a stored 0 is a rating);
-      ``y_pred`` is either sparse with exactly the same sparsity pattern (as returned by a
-      rating model's ``predict``) or dense of the same shape (read at those entries).
-    - ``y_true`` dense: every entry is an observed rating and ``y_pred`` must be dense of the
-      same shape.
+    - ``y_true`` sparse: the observed ratings are its *stored* entries (a stored 0 is a rating;
+      a (user, item) entry stored twice is an error);
+    - ``y_true`` dense: NaN marks an unobserved entry, and every other entry (0 included) is
+      an observed rating.
+
+    ``y_pred`` is either sparse with exactly the sparsity pattern of the observed entries (as
+    a rating model's ``predict`` returns) or dense of the same shape, read at those entries
+    (and finite everywhere). A dense ``y_true`` needs a dense ``y_pred``.
 
     Parameters
     ----------
@@ -426,57 +303,63 @@ def rmse(y_true: InteractionMatrix, y_pred: InteractionMatrix) -> float:
     --------
     rmse_scorer
 
+    References
+    ----------
+    Strub and Mary. Collaborative Filtering with Stacked Denoising AutoEncoders and Sparse
+    Inputs. NIPS 2015 Workshop on Machine Learning for eCommerce.
+
     Examples
     --------
+    >>> import numpy as np
     >>> import scipy.sparse as sp
     >>> from skcfae.metrics import rmse
     >>> y_true = sp.csr_array([[5.0, 0.0, 3.0], [0.0, 4.0, 0.0]])
     >>> y_pred = sp.csr_array([[4.0, 0.0, 3.0], [0.0, 3.0, 0.0]])
     >>> round(rmse(y_true, y_pred), 4)
     0.8165
+    >>> dense = np.array([[5.0, np.nan, 3.0], [np.nan, 4.0, np.nan]])  # NaN: not rated
+    >>> round(rmse(dense, np.array([[4.0, 9.0, 3.0], [9.0, 3.0, 9.0]])), 4)
+    0.8165
     """
-    if sp.issparse(y_true):
-        T = check_interactions(y_true, caller="rmse", implicit=False, dtype=np.float64)
-        if T.nnz == 0:
-            raise ValueError("rmse: y_true stores no rating, so the RMSE is undefined.")
-        if sp.issparse(y_pred):
-            P = check_interactions(y_pred, caller="rmse", implicit=False, dtype=np.float64)
-            if P.shape != T.shape:
-                raise ValueError(
-                    f"rmse: y_true has shape {T.shape} but y_pred has shape {P.shape}."
-                )
-            if not (np.array_equal(T.indptr, P.indptr) and np.array_equal(T.indices, P.indices)):
-                raise ValueError(
-                    f"rmse: y_pred must store predictions at exactly the entries of y_true "
-                    f"(same sparsity pattern); y_true stores {T.nnz} entries and y_pred "
-                    f"{P.nnz}, not at the same positions. Use the output of predict(y_true) "
-                    "or a dense y_pred."
-                )
-            pred = P.data
-        else:
-            dense = _check_dense_ratings(y_pred, "y_pred")
-            if dense.shape != T.shape:
-                raise ValueError(
-                    f"rmse: y_true has shape {T.shape} but y_pred has shape {dense.shape}."
-                )
-            rows = np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))
-            pred = dense[rows, T.indices]
-        true = T.data
-    else:
-        if sp.issparse(y_pred):
-            raise TypeError(
-                "rmse: y_true is dense (every entry a rating) but y_pred is sparse; pass "
-                "y_true as a sparse matrix of the observed ratings, or y_pred.toarray()."
-            )
-        true = _check_dense_ratings(y_true, "y_true")
-        pred = _check_dense_ratings(y_pred, "y_pred")
-        if true.shape != pred.shape:
+    if not sp.issparse(y_true) and sp.issparse(y_pred):
+        raise TypeError(
+            "rmse: y_true is dense (every non-NaN entry a rating) but y_pred is sparse; pass "
+            "y_true as a sparse matrix of the observed ratings, or y_pred.toarray()."
+        )
+    T = check_interactions(
+        y_true, caller="rmse", implicit=False, dtype=np.float64, input_name="y_true"
+    )
+    return _rmse_validated(T, y_pred)
+
+
+def _rmse_validated(T: sp.csr_array, y_pred: InteractionMatrix) -> float:
+    """:func:`rmse` of a y_true already validated as ratings (canonical CSR, not copied)."""
+    if T.nnz == 0:
+        raise ValueError("rmse: y_true stores no rating, so the RMSE is undefined.")
+    if sp.issparse(y_pred):
+        P = check_interactions(
+            y_pred, caller="rmse", implicit=False, dtype=np.float64, input_name="y_pred"
+        )
+        if P.shape != T.shape:
+            raise ValueError(f"rmse: y_true has shape {T.shape} but y_pred has shape {P.shape}.")
+        if not (np.array_equal(T.indptr, P.indptr) and np.array_equal(T.indices, P.indices)):
             raise ValueError(
-                f"rmse: y_true has shape {true.shape} but y_pred has shape {pred.shape}."
+                f"rmse: y_pred must store predictions at exactly the entries of y_true "
+                f"(same sparsity pattern); y_true stores {T.nnz} entries and y_pred "
+                f"{P.nnz}, not at the same positions. Use the output of predict(y_true) "
+                "or a dense y_pred."
             )
-        if true.size == 0:
-            raise ValueError("rmse: y_true is empty, so the RMSE is undefined.")
-    return float(np.sqrt(np.mean((np.asarray(true) - np.asarray(pred)) ** 2)))
+        pred = P.data
+    else:
+        dense = _check_dense_ratings(y_pred, "y_pred")
+        if dense.shape != T.shape:
+            raise ValueError(
+                f"rmse: y_true has shape {T.shape} but y_pred has shape {dense.shape}."
+            )
+        rows = np.repeat(np.arange(T.shape[0]), np.diff(T.indptr))
+        pred = dense[rows, T.indices]
+    true = np.asarray(T.data, dtype=np.float64)
+    return float(np.sqrt(np.mean((true - np.asarray(pred)) ** 2)))
 
 
 def _check_dense_ratings(a: Any, name: str) -> np.ndarray:
@@ -501,7 +384,9 @@ class _RankingScorer:
 
     Each row of X is split with :func:`skcfae.model_selection.fold_in_split`; the estimator
     recommends ``k`` unseen items from the fold-in part and the metric is averaged over the
-    users with at least one held-out item. Picklable, so ``GridSearchCV(n_jobs=...)`` works.
+    users with at least one held-out item (:func:`skcfae._ranking.score_fold_in`, also behind
+    ``RecommenderMixin.score``). X is validated once, here. Picklable, so
+    ``GridSearchCV(n_jobs=...)`` works.
     """
 
     def __init__(
@@ -513,26 +398,17 @@ class _RankingScorer:
         self.random_state = random_state
 
     def __call__(self, estimator: Any, X: InteractionMatrix, y: Any = None) -> float:
-        from .base import recommend
-        from .model_selection import fold_in_split
-
         caller = f"{self.metric}_scorer"
-        X = check_interactions(X, caller=caller)
-        fold_in, holdout = fold_in_split(
-            X, test_size=self.holdout_fraction, random_state=self.random_state
+        X = check_interactions(X, caller=caller)  # the only validation on this path
+        return score_fold_in(
+            estimator,
+            X,
+            metric=self.metric,
+            k=self.k,
+            holdout_fraction=self.holdout_fraction,
+            random_state=self.random_state,
+            caller=caller,
         )
-        users = np.flatnonzero(np.diff(holdout.indptr) > 0)
-        if users.size == 0:
-            raise ValueError(
-                f"{caller}: no user of X has a held-out item; rows need at least 5 "
-                f"interactions and holdout_fraction={self.holdout_fraction} of them must "
-                "round down to at least one."
-            )
-        n = min(self.k, X.shape[1])
-        top = np.asarray(recommend(estimator, fold_in[users], n=n, exclude_seen=True))
-        if n < self.k:  # catalog smaller than k: the missing places are empty (-1)
-            top = np.hstack([top, np.full((top.shape[0], self.k - n), -1, dtype=top.dtype)])
-        return float(np.mean(_KERNELS[self.metric](top, holdout[users], self.k)))
 
     def __repr__(self) -> str:
         return (
@@ -542,11 +418,21 @@ class _RankingScorer:
 
 
 class _RMSEScorer:
-    """``scorer(estimator, X, y=None) -> -rmse(X, estimator.predict(X))``."""
+    """``scorer(estimator, X, y=None) -> -rmse(X, estimator.predict(X))``.
+
+    X is validated once, as ratings. A rating model may expose ``_predict_validated(X)``
+    (``predict`` of an already validated X); the scorer then calls it directly, after checking
+    the column count, instead of letting ``predict`` validate X again.
+    """
 
     def __call__(self, estimator: Any, X: InteractionMatrix, y: Any = None) -> float:
         X = check_interactions(X, caller="rmse_scorer", implicit=False)
-        return -rmse(X, estimator.predict(X))
+        if hasattr(estimator, "_predict_validated") and hasattr(estimator, "n_items_in_"):
+            check_n_items(estimator, X, reset=False)
+            pred = estimator._predict_validated(X)
+        else:
+            pred = estimator.predict(X)
+        return -_rmse_validated(X, pred)
 
     def __repr__(self) -> str:
         return "rmse_scorer()"
@@ -564,8 +450,9 @@ _SCORER_DOC = """{title}
     :func:`skcfae.model_selection.fold_in_split` (rows with fewer than 5 interactions are not
     evaluated), ranks the unseen items with :func:`skcfae.recommend` from the fold-in part (so
     it works on Pipelines), and averages :func:`{metric}` over the users with at least one
-    held-out item: the strong-generalization protocol of ``papers/000_a2475424b54d3d60.txt``
-    §4.1-4.2. When ``k`` exceeds the number of items, the missing places count as misses.
+    held-out item: the strong-generalization protocol of Liang et al. (WWW 2018) and Khawar et
+    al. (WWW 2020, §4.1-4.2). When ``k`` exceeds the number of items, the missing places count
+    as misses.
 
     Parameters
     ----------
@@ -648,7 +535,7 @@ def rmse_scorer() -> Callable[..., float]:
 
     ``scorer(estimator, X, y=None)`` returns ``-rmse(X, estimator.predict(X))``: the model
     predicts the ratings stored in X from X itself (reconstruction error, as a rating
-    autoencoder's ``score``). For the 90/10 protocol of ``papers/002`` (CFN), split with
+    autoencoder's ``score``). For the 90/10 protocol of CFN (Strub and Mary, 2015), split with
     :func:`skcfae.model_selection.rating_holdout_split`, fit on the training part and call
     :func:`rmse` on the test part. Higher (closer to 0) is better, as sklearn expects.
 

@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from sklearn.model_selection import KFold, ShuffleSplit
-from sklearn.model_selection._split import BaseCrossValidator
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Interval, InvalidParameterError, validate_params
 
+from ._compat import BaseCrossValidator, Interval, InvalidParameterError, validate_params
 from ._typing import InteractionMatrix, RandomState
 from ._validation import check_interactions
 
@@ -121,6 +120,15 @@ def fold_in_split(
     (array([8., 2.], dtype=float32), array([2., 0.], dtype=float32))
     """
     X = check_interactions(X, caller="fold_in_split")
+    return _fold_in_split(
+        X, test_size=test_size, min_interactions=min_interactions, random_state=random_state
+    )
+
+
+def _fold_in_split(
+    X: sp.csr_array, *, test_size: float, min_interactions: int, random_state: RandomState
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """:func:`fold_in_split` of an already validated canonical CSR ``X`` (not copied again)."""
     rng = check_random_state(random_state)
     counts = np.diff(X.indptr)
     n_hold = np.where(counts >= min_interactions, np.floor(test_size * counts), 0).astype(np.int64)
@@ -308,9 +316,10 @@ def leave_one_out_split(
     X : {array-like, sparse matrix} of shape (n_users, n_items)
         Interactions.
     timestamps : {array-like, sparse matrix} of shape (n_users, n_items), default=None
-        Time of each interaction: a sparse matrix with X's sparsity pattern, or a dense array
-        read at X's stored entries. When given, each user's latest interaction is held out
-        (ties: the highest item index); otherwise a uniformly random one.
+        Time of each interaction: a sparse matrix with X's sparsity pattern (each entry stored
+        once; a stored 0 is time 0), or a dense array read at X's stored entries. When
+        given, each user's latest interaction is held out (ties: the highest item index);
+        otherwise a uniformly random one.
     random_state : int, RandomState instance or None, default=None
         Controls the random choice when ``timestamps`` is None.
 
@@ -399,7 +408,9 @@ def cold_start_users(
 def _timestamps_at_entries(timestamps: Any, X: sp.csr_array) -> np.ndarray:
     caller = "leave_one_out_split"
     if sp.issparse(timestamps):
-        T = check_interactions(timestamps, caller=caller, implicit=False, dtype=np.float64)
+        T = check_interactions(
+            timestamps, caller=caller, implicit=False, dtype=np.float64, input_name="timestamps"
+        )
         if T.shape != X.shape:
             raise ValueError(f"{caller}: timestamps has shape {T.shape} but X has shape {X.shape}.")
         if not (np.array_equal(T.indptr, X.indptr) and np.array_equal(T.indices, X.indices)):
@@ -445,7 +456,9 @@ def rating_holdout_split(
     Parameters
     ----------
     X : {array-like, sparse matrix} of shape (n_users, n_items)
-        Ratings; missing entries are unobserved.
+        Ratings. Sparse: the stored entries are the observed ratings (a stored 0 included; a
+        (user, item) entry stored twice is an error). Dense: NaN marks an unobserved entry and
+        every other entry, 0 included, is a rating (as the rating models read their data).
     test_size : float or int, default=0.1
         Fraction (in (0, 1)) or number of ratings held out.
     random_state : int, RandomState instance or None, default=None
@@ -547,7 +560,10 @@ def strong_generalization_split(
     Parameters
     ----------
     X : {array-like, sparse matrix} of shape (n_users, n_items)
-        Raw interactions or ratings (stored entries).
+        Raw interactions or ratings (stored entries). Without ``threshold``: implicit
+        feedback (non-negative; duplicate entries are summed). With ``threshold``: ratings, read
+        as the rating models read them (a duplicate (user, item) entry is an error; in a dense
+        X, NaN marks an unobserved entry).
     n_heldout_users : int or float
         Number of validation users and of test users, or a fraction in (0, 0.5) of the kept
         users (rounded down).

@@ -10,13 +10,14 @@ from hypothesis.extra import numpy as hnp
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 
+from skcfae._ranking import (
+    hit_rate_from_topk,
+    ndcg_from_topk,
+    precision_from_topk,
+    recall_from_topk,
+)
 from skcfae.base import RecommenderMixin
 from skcfae.metrics import (
-    _hit_rate_from_topk,
-    _ndcg_from_topk,
-    _precision_from_topk,
-    _recall_from_topk,
-    _topk_from_scores,
     hit_rate_at_k,
     hit_rate_scorer,
     ndcg_at_k,
@@ -50,36 +51,6 @@ def test_hand_computed_single_user():
     assert hit_rate_at_k([[1, 0, 0, 0]], y_score, k=2) == 0.0
 
 
-def test_kernels_on_topk_with_padding():
-    y_true = sp.csr_array(np.array([[1, 0, 1, 0, 0], [0, 0, 0, 0, 0], [0, 1, 0, 0, 0]]))
-    top = np.array([[2, -1, 0], [0, 1, 2], [-1, -1, -1]])
-    ndcg = _ndcg_from_topk(top, y_true, 3)
-    assert ndcg[0] == pytest.approx((1 + 1 / 2) / IDCG_2)
-    assert np.isnan(ndcg[1]) and ndcg[2] == 0.0
-    np.testing.assert_allclose(_recall_from_topk(top, y_true, 3), [1.0, np.nan, 0.0])
-    np.testing.assert_allclose(_precision_from_topk(top, y_true, 3), [2 / 3, np.nan, 0.0])
-    np.testing.assert_allclose(_hit_rate_from_topk(top, y_true, 3), [1.0, np.nan, 0.0])
-    for kernel in (_ndcg_from_topk, _recall_from_topk, _precision_from_topk, _hit_rate_from_topk):
-        out = kernel(top, y_true, 2)  # only the first k columns count
-        assert out.dtype == np.float64 and out.shape == (3,)
-
-
-def test_kernel_uses_first_k_columns_only():
-    y_true = sp.csr_array(np.array([[0, 0, 1]]))
-    top = np.array([[0, 1, 2]])
-    assert _recall_from_topk(top, y_true, 2)[0] == 0.0
-    assert _recall_from_topk(top, y_true, 3)[0] == 1.0
-    with pytest.raises(ValueError, match="fewer than k=4"):
-        _recall_from_topk(top, y_true, 4)
-
-
-def test_explicit_zero_in_y_true_is_not_relevant():
-    y_true = sp.csr_array((np.array([0.0, 1.0]), (np.array([0, 0]), np.array([0, 1]))), (1, 3))
-    top = np.array([[0, 2, 1]])
-    assert _recall_from_topk(top, y_true, 2)[0] == 0.0  # item 0 stored as 0: not relevant
-    assert _hit_rate_from_topk(top, y_true, 3)[0] == 1.0
-
-
 def test_average_false_and_users_without_holdout():
     y_true = np.array([[1, 0, 0], [0, 0, 0], [0, 1, 0]])
     y_score = np.array([[3.0, 2.0, 1.0]] * 3)
@@ -88,17 +59,6 @@ def test_average_false_and_users_without_holdout():
     assert recall_at_k(y_true, y_score, k=1) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="no user has a held-out item"):
         ndcg_at_k(np.zeros((2, 3)), np.ones((2, 3)), k=2)
-
-
-def test_minus_inf_scores_rank_last_and_ties_by_lower_index():
-    scores = np.array([[-np.inf, 1.0, 1.0, 0.5, -np.inf], [2.0, 2.0, 2.0, 2.0, 2.0]])
-    np.testing.assert_array_equal(_topk_from_scores(scores, 5), [[1, 2, 3, 0, 4], [0, 1, 2, 3, 4]])
-    np.testing.assert_array_equal(_topk_from_scores(scores, 2), [[1, 2], [0, 1]])
-    assert _topk_from_scores(scores, 2).dtype == np.int64
-    with pytest.raises(ValueError, match="k=6"):
-        _topk_from_scores(scores, 6)
-    with pytest.raises(ValueError, match="NaN"):
-        _topk_from_scores(np.array([[np.nan, 1.0]]), 1)
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -146,44 +106,6 @@ def ranking_problems(draw):
     )
     k = draw(st.integers(1, n_items))
     return sp.csr_array(y), scores, k
-
-
-def _reference(top_row, relevant, k):
-    """Per-user metrics written straight from the definitions, one user at a time."""
-    ranked = list(top_row[:k])
-    if not relevant:
-        return (math.nan,) * 4
-    hit = [i >= 0 and i in relevant for i in ranked]
-    dcg = sum(1.0 / math.log2(r + 2) for r, h in enumerate(hit) if h)
-    idcg = sum(1.0 / math.log2(r + 2) for r in range(min(k, len(relevant))))
-    n_hits = sum(hit)
-    return dcg / idcg, n_hits / min(k, len(relevant)), n_hits / k, float(n_hits > 0)
-
-
-KERNELS = (_ndcg_from_topk, _recall_from_topk, _precision_from_topk, _hit_rate_from_topk)
-
-
-@settings(max_examples=60, deadline=None)
-@given(ranking_problems(), st.data())
-def test_kernels_match_reference(problem, data):
-    y, scores, k = problem
-    top = _topk_from_scores(scores, k)
-    # pad / corrupt some places with -1, which must never count as a hit
-    pad = data.draw(hnp.arrays(bool, top.shape))
-    top = np.where(pad, -1, top)
-    for u in range(y.shape[0]):
-        relevant = set(y.indices[y.indptr[u] : y.indptr[u + 1]][y[[u]].data > 0].tolist())
-        expected = _reference(top[u], relevant, k)
-        got = [kernel(top, y, k)[u] for kernel in KERNELS]
-        np.testing.assert_allclose(got, expected, equal_nan=True)
-
-
-@settings(max_examples=60, deadline=None)
-@given(ranking_problems())
-def test_topk_matches_stable_argsort(problem):
-    _, scores, k = problem
-    expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    np.testing.assert_array_equal(_topk_from_scores(scores, k), expected)
 
 
 @settings(max_examples=60, deadline=None)
@@ -245,6 +167,30 @@ def test_rmse_errors():
         rmse(y_true, np.array([[np.nan, 1.0, 1.0]]))
 
 
+def test_rmse_dense_y_true_nan_marks_unobserved():
+    # a dense y_true reads as a rating model reads its data: NaN unobserved, 0 a rating
+    dense = np.array([[5.0, np.nan, 3.0], [np.nan, 4.0, 0.0]])
+    pred = np.array([[4.0, 9.0, 3.0], [9.0, 3.0, 1.0]])
+    assert rmse(dense, pred) == pytest.approx(math.sqrt(3 / 4))
+    sparse = sp.csr_array(
+        (np.array([5.0, 3.0, 4.0, 0.0]), (np.array([0, 0, 1, 1]), np.array([0, 2, 1, 2]))),
+        shape=(2, 3),
+    )
+    assert rmse(dense, pred) == rmse(sparse, pred)
+    with pytest.raises(ValueError, match="no rating"):
+        rmse(np.full((2, 2), np.nan), np.ones((2, 2)))
+    with pytest.raises(ValueError, match="infinite"):
+        rmse(np.array([[np.inf, 1.0]]), np.ones((1, 2)))
+
+
+def test_rmse_duplicate_ratings_are_an_error():
+    twice = sp.coo_array((np.array([4.0, 5.0]), (np.array([0, 0]), np.array([1, 1]))), (1, 3))
+    with pytest.raises(ValueError, match=r"1 duplicate \(user, item\) entries in y_true"):
+        rmse(twice, np.ones((1, 3)))
+    with pytest.raises(ValueError, match="entries in y_pred"):
+        rmse(sp.csr_array([[0.0, 4.0, 0.0]]), twice)
+
+
 class _ConstantRater:
     def predict(self, X):
         X = sp.csr_array(X, copy=True)
@@ -258,6 +204,26 @@ def test_rmse_scorer():
     assert repr(scorer) == "rmse_scorer()"
     assert scorer(_ConstantRater(), X) == pytest.approx(-math.sqrt(2 / 3))
     assert pickle.loads(pickle.dumps(scorer))(_ConstantRater(), X) == scorer(_ConstantRater(), X)
+
+
+class _ValidatedRater(_ConstantRater):
+    """A rating model exposing ``_predict_validated``: the scorer must not call ``predict``."""
+
+    n_items_in_ = 3
+
+    def predict(self, X):
+        raise AssertionError("predict called: X would be validated twice")
+
+    def _predict_validated(self, X):
+        assert isinstance(X, sp.csr_array) and X.has_canonical_format
+        return _ConstantRater.predict(self, X)
+
+
+def test_rmse_scorer_uses_validated_predict_path():
+    X = sp.csr_array([[5.0, 0.0, 3.0], [0.0, 4.0, 0.0]])
+    assert rmse_scorer()(_ValidatedRater(), X) == rmse_scorer()(_ConstantRater(), X)
+    with pytest.raises(ValueError, match="items but _ValidatedRater was fitted on 3"):
+        rmse_scorer()(_ValidatedRater(), sp.csr_array(np.ones((1, 4))))
 
 
 # -- ranking scorers ----------------------------------------------------------------------------
@@ -280,10 +246,10 @@ def _data(n_users=40, n_items=30, seed=0):
 @pytest.mark.parametrize(
     "factory, kernel",
     [
-        (ndcg_scorer, _ndcg_from_topk),
-        (recall_scorer, _recall_from_topk),
-        (precision_scorer, _precision_from_topk),
-        (hit_rate_scorer, _hit_rate_from_topk),
+        (ndcg_scorer, ndcg_from_topk),
+        (recall_scorer, recall_from_topk),
+        (precision_scorer, precision_from_topk),
+        (hit_rate_scorer, hit_rate_from_topk),
     ],
 )
 def test_ranking_scorer_matches_manual(factory, kernel):

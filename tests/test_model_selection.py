@@ -282,3 +282,43 @@ def test_cold_start_users_select_by_fold_in_activity(counts, max_interactions):
     rows = cold_start_users(X, max_interactions=max_interactions)
     expected = [r for r, c in enumerate(counts) if 1 <= c <= max_interactions]
     assert rows.tolist() == expected
+
+
+# -- the explicit (ratings) reading of rating_holdout_split and friends --------------------------
+def test_rating_holdout_dense_nan_is_unobserved_and_zero_a_rating():
+    X = np.array([[5.0, np.nan, 0.0, 3.0], [np.nan, 4.0, 1.0, np.nan]])
+    train, test = rating_holdout_split(X, test_size=2, random_state=0)
+    assert train.nnz == 3 and test.nnz == 2  # the dense 0 is a rating, NaN entries are not
+    stored = np.zeros(X.shape, dtype=bool)
+    for part in (train, test):
+        coo = part.tocoo()
+        stored[coo.row, coo.col] = True
+        np.testing.assert_array_equal(coo.data, X[coo.row, coo.col])
+    np.testing.assert_array_equal(stored, ~np.isnan(X))
+
+
+def test_duplicate_ratings_are_an_error():
+    twice = sp.coo_array(
+        (np.array([4.0, 5.0, 3.0]), (np.array([0, 0, 1]), np.array([2, 2, 0]))), shape=(2, 3)
+    )
+    with pytest.raises(ValueError, match=r"rating_holdout_split got 1 duplicate \(user, item\)"):
+        rating_holdout_split(twice, test_size=1)
+    with pytest.raises(ValueError, match="strong_generalization_split got 1 duplicate"):
+        strong_generalization_split(twice, n_heldout_users=1, threshold=3.5)
+    X = sp.csr_array(np.array([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]))
+    times = sp.coo_array(
+        (
+            np.array([1.0, 2.0, 3.0, 4.0, 5.0]),
+            (np.array([0, 0, 0, 0, 1]), np.array([0, 1, 2, 2, 0])),
+        ),
+        shape=(2, 3),
+    )
+    with pytest.raises(ValueError, match="1 duplicate .* entries in timestamps"):
+        leave_one_out_split(X, times)
+
+
+def test_leave_one_out_keeps_time_zero():
+    X = sp.csr_array(np.array([[1.0, 1.0]]))
+    times = sp.csr_array((np.array([0.0, -1.0]), np.array([0, 1]), np.array([0, 2])), shape=(1, 2))
+    _, test = leave_one_out_split(X, times)
+    assert test.indices.tolist() == [0]  # time 0 (stored) is later than time -1
