@@ -1,9 +1,14 @@
-"""ItemGrouper: overlapping item groups (papers/000_a2475424b54d3d60.txt §3.1, Algorithms 1-2)."""
+"""ItemGrouper: overlapping item groups (Khawar et al., WWW 2020, §3.1, Algorithms 1-2)."""
 
+import functools
+import hashlib
+import os
 import pickle
 import subprocess
 import sys
+import uuid
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,9 +16,10 @@ import scipy.linalg
 import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from joblib import Memory
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import adjusted_mutual_info_score
+from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
@@ -23,9 +29,11 @@ from skcfae.datasets import make_interactions
 from skcfae.grouping import (
     GroupedInteractions,
     ItemGrouper,
+    _item_scaling,
     _normalize_rows,
     _spectral_embedding,
-    clear_embedding_cache,
+    _top_eigenpairs,
+    _unit_eigenvectors,
 )
 
 EXPECTED_FAILURES = {
@@ -37,7 +45,7 @@ EXPECTED_FAILURES = {
 
 
 @parametrize_with_checks(
-    [ItemGrouper(K=2, R=1, F=2, random_state=0)],
+    [ItemGrouper(K=2, R=1, F=2, random_state=0), ItemGrouper(K=2, R=1, random_state=0)],
     expected_failed_checks=lambda est: EXPECTED_FAILURES,
 )
 def test_sklearn_compatible(estimator, check):
@@ -212,7 +220,28 @@ def test_membership_shape_and_exactly_R_per_row(planted2):
 @pytest.mark.parametrize(("K", "R"), [(1, 1), (9, 1), (10, 1), (15, 2), (25, 3), (1000, 100)])
 def test_default_R_is_ten_percent(K, R):
     """R = K / 10 rounded half up, at least 1 (the paper's 10% sparsity, §4.3)."""
-    assert ItemGrouper(K)._check_params_vs_input(n_items=1000) == (R, 50)
+    assert ItemGrouper(K, F=50)._check_params_vs_input(n_items=1000) == (R, 50)
+
+
+@pytest.mark.parametrize(
+    ("K", "n_items", "F"), [(1, 10, 1), (8, 200, 8), (49, 60, 49), (50, 60, 50), (1000, 3706, 50)]
+)
+def test_default_F_is_K_up_to_50(K, n_items, F):
+    """F="auto" = min(50, K): K eigenvectors for K groups (NJW), the paper's 50 from K = 50."""
+    assert ItemGrouper(K)._check_params_vs_input(n_items)[1] == F
+    assert ItemGrouper(K, F="auto")._check_params_vs_input(n_items)[1] == F
+    assert ItemGrouper(K, F=7)._check_params_vs_input(n_items)[1] == min(7, n_items)
+
+
+def test_default_F_after_fit():
+    X = make_interactions(200, 30, n_groups=3, random_state=0)
+    g = ItemGrouper(5, R=1, random_state=0).fit(X)
+    assert g.F == "auto" and g.F_ == 5 and g.embedding_.shape == (30, 5)
+    assert ItemGrouper(30, R=1, random_state=0).fit(X).F_ == 30
+    with pytest.raises(InvalidParameterError, match="'F' parameter"):
+        ItemGrouper(5, F="all").fit(X)
+    with pytest.raises(InvalidParameterError, match="'F' parameter"):
+        ItemGrouper(5, F=0).fit(X)
 
 
 def test_R_equal_K_is_fully_connected(planted1):
@@ -232,9 +261,7 @@ def test_F_is_clamped_to_the_number_of_items():
 def test_deterministic_with_random_state(planted2, method, kmeans):
     X, _ = planted2
     params = dict(K=20, R=3, F=8, method=method, kmeans=kmeans, random_state=7)
-    clear_embedding_cache()
     a = ItemGrouper(**params).fit(X)
-    clear_embedding_cache()
     b = ItemGrouper(**params).fit(X)
     assert not a.embedding_cached_ and not b.embedding_cached_
     np.testing.assert_array_equal(a.embedding_, b.embedding_)
@@ -291,56 +318,183 @@ def test_all_empty_items_through_the_large_solver():
     np.testing.assert_allclose(np.linalg.norm(emb[~empty], axis=1), 1.0)
 
 
-# -- cache --------------------------------------------------------------------------------------
-def test_cache_reuses_the_embedding_across_K_and_R(planted2):
+# -- planted blocks with the default F ------------------------------------------------------------
+def planted_blocks(K, seed=0, size=25, users_per_block=50):
+    """K disjoint blocks of ``size`` items; each user takes each item of one block w.p. 0.3."""
+    rng = np.random.RandomState(seed)
+    n_users = K * users_per_block
+    picked = rng.random_sample((n_users, size)) < 0.3
+    picked[~picked.any(axis=1), 0] = True
+    rows, offsets = np.nonzero(picked)
+    cols = np.repeat(np.arange(K), users_per_block)[rows] * size + offsets
+    X = sp.csr_array(
+        (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(n_users, K * size)
+    )
+    return X, np.repeat(np.arange(K), size)
+
+
+@pytest.mark.parametrize("method", ["laplacian", "svd"])
+@pytest.mark.parametrize("K", [4, 8, 16, 32])
+def test_default_F_recovers_planted_blocks(K, method):
+    """F = min(50, K) finds K disjoint blocks; F = 50 does not with Algorithm 1 (ARI 0.51).
+
+    K = 32 (800 items) runs ARPACK, on a graph with 32 components: eigenvalue 1 repeated 32
+    times, which plain Lanczos only partly finds (benchmarks/results/grouping_F.md).
+    """
+    X, truth = planted_blocks(K)
+    g = ItemGrouper(K, R=1, method=method, random_state=0).fit(X)
+    assert g.F_ == K
+    assert adjusted_rand_score(truth, g.labels_) >= 0.99
+    if K == 8 and method == "laplacian":
+        paper = ItemGrouper(K, R=1, F=50, method=method, random_state=0).fit(X)
+        assert adjusted_rand_score(truth, paper.labels_) < 0.6
+
+
+def test_repeated_top_eigenvalue_of_a_disconnected_graph():
+    """One eigenvector of eigenvalue 1 per component, also from ARPACK; more components than
+    F: every component keeps a direction of its own."""
+    X, truth = planted_blocks(24)  # 600 items: ARPACK
+    scale = _item_scaling(X, "laplacian")
+    known = _unit_eigenvectors(X, scale)
+    assert known.shape == (600, 24)
+    np.testing.assert_allclose((known.T @ known).toarray(), np.eye(24), atol=1e-12)
+    for F in (30, 24, 10):
+        values, vectors = _top_eigenpairs(X, scale, F, 0, "arpack", known)
+        dense, _ = _top_eigenpairs(X, scale, F, 0, "dense")
+        np.testing.assert_allclose(values, dense, atol=1e-5)
+        assert np.sum(values > 1 - 1e-6) == min(F, 24)
+        emb, _ = _spectral_embedding(X, F, solver="arpack")
+        centres = np.array([emb[truth == b].mean(axis=0) for b in range(24)])
+        gaps = np.linalg.norm(centres[:, None] - centres[None], axis=2) + np.eye(24)
+        assert gaps.min() > 0.1  # 24 distinct points, one per component
+    # A connected graph has none.
+    Xc = make_interactions(2000, 600, n_groups=6, random_state=0)
+    assert _unit_eigenvectors(Xc, _item_scaling(Xc, "laplacian")) is None
+
+
+# -- memory --------------------------------------------------------------------------------------
+def test_memory_reuses_the_embedding_across_K_and_R(planted2, tmp_path):
     X, _ = planted2
-    clear_embedding_cache()
-    first = ItemGrouper(10, R=1, F=8, random_state=0).fit(X)
-    second = ItemGrouper(20, R=3, F=8, random_state=0).fit(X)
+    reference = ItemGrouper(10, R=1, F=8, random_state=0).fit(X)
+    memory = str(tmp_path)
+    first = ItemGrouper(10, R=1, F=8, memory=memory, random_state=0).fit(X)
+    second = ItemGrouper(20, R=3, F=8, memory=memory, random_state=0).fit(X)
     assert not first.embedding_cached_ and second.embedding_cached_
     np.testing.assert_array_equal(first.embedding_, second.embedding_)
-    second.embedding_[:] = 0  # a fitted copy: the cache is not touched
-    third = ItemGrouper(10, R=1, F=8, random_state=0).fit(X)
+    np.testing.assert_array_equal(first.eigenvalues_, second.eigenvalues_)
+    second.embedding_[:] = 0  # the fitted copy, not the cache
+    third = ItemGrouper(10, R=1, F=8, memory=Memory(memory, verbose=0), random_state=0).fit(X)
     assert third.embedding_cached_
-    np.testing.assert_array_equal(third.embedding_, first.embedding_)
-    assert (third.membership_ != first.membership_).nnz == 0  # same result as uncached
+    # Loaded or computed, the result is that of a fit without memory.
+    np.testing.assert_array_equal(third.embedding_, reference.embedding_)
+    assert (third.membership_ != reference.membership_).nnz == 0
     # The seed only drives k-means: any random_state, None included, shares the embedding.
-    assert ItemGrouper(10, F=8, random_state=1).fit(X).embedding_cached_
-    assert ItemGrouper(10, F=8, random_state=None).fit(X).embedding_cached_
+    assert ItemGrouper(10, F=8, memory=memory, random_state=1).fit(X).embedding_cached_
+    assert ItemGrouper(10, F=8, memory=memory, random_state=None).fit(X).embedding_cached_
+    # The same training set reached another way (COO input, a row slice) hits too.
+    assert ItemGrouper(10, F=8, memory=memory).fit(X.tocoo()).embedding_cached_
+    assert ItemGrouper(10, F=8, memory=memory).fit(X[np.arange(3000)]).embedding_cached_
     # Anything that changes the embedding misses: F, method, normalisation, data.
     for other in (
-        ItemGrouper(10, F=7, random_state=0),
-        ItemGrouper(10, F=8, method="svd", random_state=0),
-        ItemGrouper(10, F=8, normalize=None, random_state=0),
+        ItemGrouper(10, F=7, memory=memory, random_state=0),
+        ItemGrouper(10, F=8, method="svd", memory=memory, random_state=0),
+        ItemGrouper(10, F=8, normalize=None, memory=memory, random_state=0),
     ):
         assert not other.fit(X).embedding_cached_
     X2 = X.copy()
     X2.data[0] = 2.0
-    assert not ItemGrouper(10, F=8, random_state=0).fit(X2).embedding_cached_
+    assert not ItemGrouper(10, F=8, memory=memory, random_state=0).fit(X2).embedding_cached_
+    assert not ItemGrouper(10, F=8, memory=memory, random_state=0).fit(X[:2999]).embedding_cached_
 
 
-def test_grid_search_over_K_and_R_computes_one_embedding_per_fold(planted2, monkeypatch):
-    from skcfae import grouping
-
-    calls = []
-    compute = grouping._spectral_embedding
-
-    def counting(*args, **kwargs):
-        calls.append(args[0].shape)
-        return compute(*args, **kwargs)
-
-    monkeypatch.setattr(grouping, "_spectral_embedding", counting)
+def test_no_caching_without_memory(planted2, tmp_path):
     X, _ = planted2
-    clear_embedding_cache()
+    for _ in range(2):
+        assert not ItemGrouper(10, F=8, random_state=0).fit(X).embedding_cached_
+        assert (
+            not ItemGrouper(10, F=8, memory=Memory(None), random_state=0).fit(X).embedding_cached_
+        )
+    assert ItemGrouper().memory is None
+
+
+def test_memory_is_a_plain_parameter(tmp_path):
+    memory = Memory(str(tmp_path), verbose=0)
+    g = ItemGrouper(5, memory=memory)
+    assert g.get_params()["memory"] is memory
+    assert clone(g).memory.location == memory.location
+    assert clone(ItemGrouper(5, memory=str(tmp_path))).memory == str(tmp_path)
+    X = make_interactions(200, 30, n_groups=3, random_state=0)
+    fitted = pickle.loads(pickle.dumps(ItemGrouper(5, R=1, memory=str(tmp_path)).fit(X)))
+    assert fitted.memory == str(tmp_path) and fitted.membership_.shape == (30, 5)
+    for bad in (3, tmp_path):  # like Pipeline(memory=...): None, a str or a joblib.Memory
+        with pytest.raises(InvalidParameterError, match="'memory' parameter"):
+            ItemGrouper(5, memory=bad).fit(X)
+
+
+class CountingMemory(Memory):
+    """A joblib.Memory that leaves a file in ``log`` for every call it really computes.
+
+    The estimator carries it to GridSearchCV's worker processes (where monkeypatching cannot
+    reach), so the files count the eigen-solver calls of all processes. File name: process id;
+    content: a digest of the training set. The computations are serialised by a file lock, so
+    that two workers starting the same fold at once (joblib.Memory does not lock) cannot both
+    compute it and make the count depend on timing.
+    """
+
+    def __init__(self, location, log):
+        super().__init__(location, verbose=0)
+        self.log = log
+
+    def cache(self, func=None, **kwargs):
+        log = self.log
+
+        @functools.wraps(func)
+        def logged(indptr, indices, *args):
+            digest = hashlib.blake2b(indptr.tobytes() + indices.tobytes()).hexdigest()
+            Path(log, f"{os.getpid()}-{uuid.uuid4().hex}").write_text(digest)
+            return func(indptr, indices, *args)
+
+        return _Serialised(super().cache(logged, **kwargs), Path(log).with_suffix(".lock"))
+
+
+class _Serialised:
+    def __init__(self, memorized, lock):
+        self.memorized, self.lock = memorized, lock
+
+    def check_call_in_cache(self, *args):
+        return self.memorized.check_call_in_cache(*args)
+
+    def __call__(self, *args):
+        import fcntl
+
+        with open(self.lock, "w") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            return self.memorized(*args)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl file lock")
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_grid_search_over_K_and_R_computes_one_embedding_per_fold(planted2, tmp_path, n_jobs):
+    X, _ = planted2
+    log = tmp_path / "computed"
+    log.mkdir()
     search = GridSearchCV(
-        ItemGrouper(F=8, random_state=0),
+        ItemGrouper(F=8, memory=CountingMemory(str(tmp_path / "cache"), str(log)), random_state=0),
         {"K": [10, 20], "R": [1, 2]},
-        cv=3,
+        cv=5,
+        n_jobs=n_jobs,
         scoring=lambda est, X_, y=None: -est.inertia_,
     ).fit(X)
     assert search.best_estimator_.membership_.shape == (300, search.best_params_["K"])
-    # 4 candidates x 3 folds + the refit = 13 fits, but one embedding per training set.
-    assert len(calls) == 4 and calls[-1] == (3000, 300)
+    computed = [(f.name.split("-")[0], f.read_text()) for f in log.iterdir()]
+    # 4 candidates x 5 folds + the refit = 21 fits, but one embedding per training set.
+    assert len(computed) == 6
+    assert len({digest for _, digest in computed}) == 6
+    in_workers = [pid for pid, _ in computed if pid != str(os.getpid())]
+    assert len(in_workers) == (5 if n_jobs > 1 else 0)  # the refit runs here
+    # The joblib cache holds one entry per training set.
+    entries = [d for d in (tmp_path / "cache").rglob("output.pkl")]
+    assert len(entries) == 6
 
 
 # -- transform ---------------------------------------------------------------------------------
