@@ -15,6 +15,7 @@ from .base import recommend as recommend
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
+    "AutoRec": "skcfae.models._autorec",
     "EASE": "skcfae.models._ease",
     "FCDAE": "skcfae.models._fcdae",
     "ItemGrouper": "skcfae.grouping",

@@ -14,7 +14,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
-from ._ranking import iter_row_batches, rank_batch, recommend, score_fold_in, topk_masked
+from ._ranking import iter_row_batches, rank_batch, recommend, score_fold_in
 from ._typing import InteractionMatrix
 from ._validation import check_interactions, check_items, check_n, check_n_items
 
@@ -24,16 +24,14 @@ __all__ = ["RecommenderMixin", "recommend"]
 #: batch x n_items, whatever the number of users.
 DEFAULT_BATCH_USERS = 1000
 
-#: Temporary alias for skcfae/models/_neural.py, which still imports it from here; use
-#: :func:`skcfae._ranking.topk_masked`. To be removed once that module is switched.
-_topk_masked = topk_masked
-
 
 class RecommenderMixin:
     """Mixin for recommenders: validated input, batched scores, top-n and ``score``.
 
-    Subclasses implement ``_decision_function_batch(X_batch) -> ndarray (b, n_items)`` on a
-    validated CSR batch, and call ``self._validate_interactions(X, reset=True)`` in ``fit``.
+    Subclasses implement ``_decision_function_batch(X_batch, rows) -> ndarray (b, n_items)``
+    on a validated CSR batch (``rows``: the slice of the query's rows it holds, for models
+    whose rows are training users by position, as item-based rating models), and call
+    ``self._validate_interactions(X, reset=True)`` in ``fit``.
     """
 
     #: Implicit models need non-negative interactions; explicit (rating) models set False.
@@ -64,7 +62,9 @@ class RecommenderMixin:
         check_n_items(self, X, reset=reset)
         return X
 
-    def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:  # pragma: no cover
+    def _decision_function_batch(
+        self, X: sp.csr_array, rows: slice
+    ) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
     def _batch_users(self) -> int:
@@ -89,8 +89,8 @@ class RecommenderMixin:
             X, reset=False, caller=f"{type(self).__name__}.decision_function"
         )
         parts = [
-            np.asarray(self._decision_function_batch(Xb), dtype=np.float32)
-            for _, Xb in iter_row_batches(X, self._batch_users())
+            np.asarray(self._decision_function_batch(Xb, rows), dtype=np.float32)
+            for rows, Xb in iter_row_batches(X, self._batch_users())
         ]
         return np.vstack(parts)
 
@@ -188,17 +188,21 @@ class RecommenderMixin:
         top = np.empty((X.shape[0], n), dtype=np.int64)
         scores = np.empty((X.shape[0], n), dtype=np.float32) if return_scores else None
         for rows, Xb in iter_row_batches(X, self._batch_users()):
-            top[rows], batch_scores = self._recommend_batch(Xb, n, exclude_seen, candidates)
+            top[rows], batch_scores = self._recommend_batch(Xb, rows, n, exclude_seen, candidates)
             if scores is not None:
                 scores[rows] = batch_scores
         return top if scores is None else (top, scores)
 
     def _recommend_batch(
-        self, X: sp.csr_array, n: int, exclude_seen: bool, items: np.ndarray | None = None
+        self,
+        X: sp.csr_array,
+        rows: slice,
+        n: int,
+        exclude_seen: bool,
+        items: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        return rank_batch(
-            self._decision_function_batch(X), X, n, exclude_seen=exclude_seen, items=items
-        )
+        scores = self._decision_function_batch(X, rows)
+        return rank_batch(scores, X, n, exclude_seen=exclude_seen, items=items)
 
     def score(self, X: InteractionMatrix, y: Any = None) -> float:
         """NDCG@100 on a fixed 80/20 fold-in/hold-out split of each row of X.

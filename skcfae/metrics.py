@@ -27,7 +27,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from ._compat import Interval, validate_params
-from ._ranking import KERNELS, ndcg_from_topk, score_fold_in, topk_from_scores
+from ._ranking import KERNELS, score_fold_in, topk_from_scores
 from ._typing import InteractionMatrix, RandomState
 from ._validation import check_interactions, check_n, check_n_items
 
@@ -45,10 +45,6 @@ __all__ = sorted(
         "rmse_scorer",
     ]
 )
-
-#: Temporary alias for skcfae/models/_neural.py, which still imports it from here; use
-#: :func:`skcfae._ranking.ndcg_from_topk`. To be removed once that module is switched.
-_ndcg_from_topk = ndcg_from_topk
 
 # ---------------------------------------------------------------------------------------------
 # Public metrics

@@ -15,6 +15,7 @@ _TINY_NN = dict(epochs=2, batch_size=16, n_iter_no_change=None, random_state=0, 
 _FAST_NN = dict(epochs=30, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
 
 TINY = {
+    "AutoRec": dict(n_components=4, **_TINY_NN),
     "EASE": dict(lam=10.0),
     "FCDAE": dict(K=4, **_TINY_NN),
     "ItemGrouper": dict(K=2, R=1, F=2, random_state=0),
@@ -25,6 +26,7 @@ TINY = {
 }
 
 CONTRACT = {
+    "AutoRec": dict(n_components=32, l2_reg=1e-3, **{**_FAST_NN, "epochs": 60, "batch_size": 32}),
     "EASE": dict(lam=20.0),
     "FCDAE": dict(K=30, **{**_FAST_NN, "epochs": 60}),
     "ItemGrouper": dict(K=15, R=2, F=15, random_state=0),

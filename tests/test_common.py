@@ -34,7 +34,27 @@ _ROUNDING = (
 )
 
 
+_SPARSE_PREDICT = (
+    "a rating model's predict returns a sparse matrix with exactly X's pattern (one "
+    "prediction per stored entry, the rating contract), not one value per row"
+)
+_TRAINING_ROWS = (
+    "an item-based rating model (kind='item') predicts for its training users, by row: "
+    "reordered rows are other users, and X with other rows is refused with a clear error "
+    "(it cannot fold in new users)"
+)
+RATING_FAILURES = {
+    "check_estimator_sparse_array": _SPARSE_PREDICT,
+    "check_estimator_sparse_matrix": _SPARSE_PREDICT,
+    "check_methods_subset_invariance": _TRAINING_ROWS,
+    "check_fit_idempotent": _TRAINING_ROWS,
+    "check_methods_sample_order_invariance": _TRAINING_ROWS,
+}
+
+
 def _expected(est):
+    if getattr(est, "_implicit", True) is False:
+        return {"check_dtype_object": EXPECTED_FAILURES["check_dtype_object"], **RATING_FAILURES}
     if hasattr(est, "epochs"):  # torch models
         return {**EXPECTED_FAILURES, "check_methods_sample_order_invariance": _ROUNDING}
     if not hasattr(est, "recommend"):  # transformers have no score

@@ -235,7 +235,7 @@ class Popularity(RecommenderMixin, BaseEstimator):
         self.counts_ = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float32)
         return self
 
-    def _decision_function_batch(self, X):
+    def _decision_function_batch(self, X, rows):
         return np.broadcast_to(self.counts_, X.shape)
 
 

@@ -217,7 +217,7 @@ class Linear(RecommenderMixin, BaseEstimator):
         self.coef_ = rng.rand(X.shape[1], X.shape[1]).astype(np.float32)
         return self
 
-    def _decision_function_batch(self, X):
+    def _decision_function_batch(self, X, rows):
         return np.asarray(X @ self.coef_)
 
 

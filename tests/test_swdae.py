@@ -341,3 +341,15 @@ def test_epochs_rejects_other_strings():
     X = make_interactions(30, 20, n_groups=2, density=0.3, random_state=0)
     with pytest.raises(ValueError, match="epochs"):
         SparseWideDAE(K=4, R=1, epochs="many").fit(X)
+
+
+def test_grouping_parameters_unused_after_a_grouper_warn(grouped):
+    from skcfae.exceptions import UnusedParameterWarning
+
+    train, _, _ = grouped
+    with pytest.warns(UnusedParameterWarning, match="K=7.*group__K"):
+        SparseWideDAE(K=7, **{**FAST, "epochs": 1}).fit(train)
+    # F and method still group the hidden units of a stacked Sw-dae: no warning for them
+    SparseWideDAE(F=4, stacked_sizes=(4,), **{**FAST, "epochs": 1}).fit(train)
+    with pytest.warns(UnusedParameterWarning, match="F=4"):
+        SparseWideDAE(F=4, **{**FAST, "epochs": 1}).fit(train)

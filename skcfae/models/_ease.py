@@ -112,5 +112,5 @@ class EASE(RecommenderMixin, BaseEstimator):
         logger.debug("EASE fit on %s in %.2fs", X.shape, time.perf_counter() - tic)
         return self
 
-    def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:
+    def _decision_function_batch(self, X: sp.csr_array, rows: slice) -> np.ndarray:
         return np.asarray(X @ self.coef_)

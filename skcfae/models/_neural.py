@@ -9,7 +9,7 @@ A neural model subclasses :class:`NeuralRecommender` and writes three methods: i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -21,8 +21,9 @@ from sklearn.utils import check_random_state
 from torch import Tensor, nn
 
 from .._compat import Interval, _fit_context
+from .._ranking import iter_row_batches, ndcg_from_topk, topk_masked
 from .._typing import InteractionMatrix
-from ..base import RecommenderMixin, _topk_masked
+from ..base import RecommenderMixin
 from ..nn import (
     Batch,
     Phase,
@@ -53,12 +54,6 @@ NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 VALID_K = 100
-
-
-def _row_blocks(X: sp.csr_array, size: int) -> Iterator[tuple[slice, sp.csr_array]]:
-    for start in range(0, X.shape[0], size):
-        rows = slice(start, start + size)
-        yield rows, X[rows]
 
 
 class NeuralRecommender(RecommenderMixin, BaseEstimator):
@@ -245,8 +240,6 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
 
     def _validation(self, fold_in: sp.csr_array, holdout: sp.csr_array) -> Validation:
         """NDCG@100 of the held-out items of the validation users, from their fold-in items."""
-        from ..metrics import _ndcg_from_topk
-
         keep = np.flatnonzero(np.diff(holdout.indptr) > 0)
         if keep.size == 0:
             raise ValueError(
@@ -258,9 +251,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
 
         def ndcg(module: nn.Module) -> float:
             parts = []
-            for rows, Xb in _row_blocks(fold_in, self._batch_users()):
-                top = _topk_masked(self._module_scores(module, Xb), Xb, k, True)
-                parts.append(_ndcg_from_topk(top, holdout[rows], k))
+            for rows, Xb in iter_row_batches(fold_in, self._batch_users()):
+                top = topk_masked(self._module_scores(module, Xb), Xb, k, True)
+                parts.append(ndcg_from_topk(top, holdout[rows], k))
             return float(np.nanmean(np.concatenate(parts)))
 
         return Validation("ndcg", ndcg, greater_is_better=True)
@@ -280,7 +273,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     def _module_scores(self, module: nn.Module, X: sp.csr_array) -> np.ndarray:
         return self._module_apply(module, X, self._scores)
 
-    def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:
+    def _decision_function_batch(self, X: sp.csr_array, rows: slice) -> np.ndarray:
         self.module_.eval()
         return self._module_scores(self.module_, X)
 

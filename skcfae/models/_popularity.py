@@ -58,5 +58,5 @@ class Popularity(RecommenderMixin, BaseEstimator):
         self.item_counts_ = np.bincount(X.indices, minlength=X.shape[1]).astype(np.float64)
         return self
 
-    def _decision_function_batch(self, X: sp.csr_array) -> np.ndarray:
+    def _decision_function_batch(self, X: sp.csr_array, rows: slice) -> np.ndarray:
         return np.broadcast_to(self.item_counts_.astype(np.float32), X.shape)

@@ -25,7 +25,7 @@ __all__ = ["SparseWideDAE", "matching_width"]
 
 #: Defaults of the grouping parameters: set to anything else after an ItemGrouper, they would
 #: be ignored, and SparseWideDAE warns.
-_GROUPING_DEFAULTS = {"K": 1000, "R": None, "F": 50, "method": "laplacian"}
+_GROUPING_DEFAULTS = {"K": 1000, "R": None, "F": "auto", "method": "laplacian"}
 
 
 def matching_width(n_items: int, n_parameters: int, *, density: float = 0.1, depth: int = 1) -> int:
@@ -72,12 +72,18 @@ class SparseWideDAE(_WideDAE):
     Parameters
     ----------
     K : int, default=1000
-        Number of item groups = hidden neurons (ignored after an ItemGrouper).
+        Number of item groups = hidden neurons. After an ItemGrouper, the groups come with X
+        and K, R (and F, method, unless stacked) are unused: setting them then warns
+        (:class:`~skcfae.exceptions.UnusedParameterWarning`); search ``group__K`` instead.
     R : int or None, default=None
         Groups per item; None means K / 10 rounded half up, at least 1 (the paper's 10%
         density, §4.3).
-    F : int, default=50
-        Dimension of the spectral item embedding.
+    F : int or "auto", default="auto"
+        Dimension of the spectral item embedding; "auto" is min(50, K), the paper's 50 for
+        K >= 50 (see :class:`~skcfae.ItemGrouper`).
+
+        .. versionchanged:: 0.1
+           Default "auto" instead of 50 (identical for K >= 50).
     method : {"laplacian", "svd"}, default="laplacian"
         Algorithm 1 or 2 of the paper.
     stacked_sizes : tuple of int, default=()
@@ -163,7 +169,7 @@ class SparseWideDAE(_WideDAE):
     _parameter_constraints: dict[str, list[Any]] = {
         **_WIDE_CONSTRAINTS,
         "R": [Interval(Integral, 1, None, closed="left"), None],
-        "F": [Interval(Integral, 1, None, closed="left")],
+        "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "method": [StrOptions({"laplacian", "svd"})],
         "stacked_sizes": [tuple, list],
     }
@@ -173,7 +179,7 @@ class SparseWideDAE(_WideDAE):
         K: int = 1000,
         *,
         R: int | None = None,
-        F: int = 50,
+        F: int | str = "auto",
         method: str = "laplacian",
         stacked_sizes: tuple[int, ...] = (),
         dropout: float = 0.6,
@@ -296,7 +302,7 @@ class SparseWideDAE(_WideDAE):
                 inputs.append(codes)
                 grouper = ItemGrouper(
                     width,
-                    F=min(self.F, codes.shape[1]),
+                    F=self.F,
                     method=self.method,
                     random_state=config.seed,
                 ).fit(codes)
