@@ -2,8 +2,8 @@
 
 Runs offline in about a minute on 2 CPU cores (``make demo``). The data has planted overlapping
 item groups and skewed item popularity; the protocol is the strong-generalization split of
-Liang et al. 2018 (papers/000 §4.1): models never see the test users during training and
-recommend for them from 80% of their history, evaluated on the other 20%.
+Liang et al. 2018 (as in Khawar et al., WWW 2020, §4.1): models never see the test users during
+training and recommend for them from 80% of their history, evaluated on the other 20%.
 """
 
 import time

@@ -1,4 +1,4 @@
-"""The one place that touches scikit-learn private API (STYLE.md §2).
+"""The one place that touches scikit-learn private API.
 
 Everything else in the package imports these names from here, so that a scikit-learn release
 that moves one of them needs a change in this file only.

@@ -310,7 +310,7 @@ class GroupedInteractions(sp.csr_array):
     ``membership``: the grouper's ``membership_`` (n_items x K, R ones per row). It is what
     :meth:`ItemGrouper.transform` returns, so that the next step of a Pipeline
     (``SparseWideDAE``) can read ``getattr(X, "membership", None)`` and build its
-    connectivity from the learned groups (DESIGN.md, "Item grouping").
+    connectivity from the learned groups.
 
     Parameters
     ----------

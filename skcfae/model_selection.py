@@ -3,12 +3,13 @@
 - :class:`UserSplit` cross-validates over users (rows), for ``GridSearchCV``/``cross_validate``.
 - :func:`fold_in_split` splits each user's interactions into a fold-in part (input to the model)
   and a hold-out part (to evaluate), as in the strong-generalization protocol of Liang et al.
-  2018 and ``papers/000_a2475424b54d3d60.txt`` §4.1.
+  2018 and Khawar et al. (WWW 2020, §4.1).
 - :func:`strong_generalization_split` is Liang et al. 2018's whole preprocessing and split.
-- :func:`leave_one_out_split` holds out one (the latest) interaction per user (``papers/003``).
-- :func:`cold_start_users` selects evaluation users by fold-in activity (``papers/000`` §5.8).
-- :func:`rating_holdout_split` holds out random stored ratings (the 90/10 protocol of
-  ``papers/002``).
+- :func:`leave_one_out_split` holds out one (the latest) interaction per user (Li et al., NCAE).
+- :func:`cold_start_users` selects evaluation users by fold-in activity (Khawar et al., WWW
+  2020, §5.8).
+- :func:`rating_holdout_split` holds out random stored ratings (the 90/10 protocol of Strub &
+  Mary 2015, CFN).
 
 Every split returns CSR float32 matrices with X's shape whose entries partition X's entries,
 values kept.
@@ -86,7 +87,7 @@ def fold_in_split(
     of its ``n_u`` entries, drawn uniformly without replacement; shorter rows stay whole in
     the fold-in part. This is ``split_train_test_proportion`` of Liang et al. 2018, used for
     the validation and test users of the strong-generalization protocol
-    (``papers/000_a2475424b54d3d60.txt`` §4.1: 80% fold-in, 20% evaluated). Vectorised: one
+    (Khawar et al., WWW 2020, §4.1: 80% fold-in, 20% evaluated). Vectorised: one
     random key per entry, ranked within its row.
 
     Parameters
@@ -172,7 +173,7 @@ class UserSplit(BaseCrossValidator):
     """Cross-validation over users (rows of the interaction matrix).
 
     Recommenders are evaluated on users they were not trained on (strong generalization,
-    ``papers/000_a2475424b54d3d60.txt`` §4.1): each split trains on some users and scores the
+    Khawar et al., WWW 2020, §4.1): each split trains on some users and scores the
     others, whose rows the scorer splits into fold-in and hold-out items.
 
     Parameters
@@ -307,9 +308,9 @@ def leave_one_out_split(
 ) -> tuple[sp.csr_array, sp.csr_array]:
     """Hold out one interaction per user: the latest one, or a random one.
 
-    The leave-one-out protocol of ``papers/003`` (NCAE, after NCF): every user with at least
-    two interactions moves one to the test part; users with a single interaction keep it in
-    the training part.
+    The leave-one-out protocol of Li et al. (NCAE, arXiv:1712.09043; after NCF): every user
+    with at least two interactions moves one to the test part; users with a single
+    interaction keep it in the training part.
 
     Parameters
     ----------
@@ -371,7 +372,7 @@ def cold_start_users(
 ) -> np.ndarray:
     """Rows of the fold-in matrix whose users are cold: few fold-in interactions.
 
-    The cold-start protocol of ``papers/000_a2475424b54d3d60.txt`` §5.8 (Table 7): test users
+    The cold-start protocol of Khawar et al. (WWW 2020, §5.8, Table 7): test users
     are sampled and split 80/20 as usual, then only the users whose activity (number of
     fold-in interactions) lies in ``[min_interactions, max_interactions]`` are evaluated.
 
@@ -449,7 +450,7 @@ def rating_holdout_split(
 ) -> tuple[sp.csr_array, sp.csr_array]:
     """Hold out a random subset of the stored ratings.
 
-    The 90/10 random-entries protocol of ``papers/002`` (CFN) and AutoRec: every stored entry
+    The 90/10 random-entries protocol of Strub & Mary 2015 (CFN) and AutoRec: every stored entry
     of X is an observed rating (a stored 0 included), and ``ceil(test_size * n_ratings)`` of
     them, drawn uniformly without replacement, go to the test part.
 
@@ -532,8 +533,8 @@ def strong_generalization_split(
 ) -> Bunch:
     """Liang et al. 2018's preprocessing and strong-generalization split, in one call.
 
-    The protocol of ``papers/000_a2475424b54d3d60.txt`` §4.1 (and Mult-VAE's public
-    notebook), step by step:
+    The protocol of Khawar et al. (WWW 2020, §4.1) and of Mult-VAE's public
+    notebook, step by step:
 
     1. Binarize: keep the entries greater than ``threshold`` (e.g. 3.5 keeps ratings >= 4) or,
        without a threshold, every stored positive entry; set them to 1.
@@ -590,6 +591,9 @@ def strong_generalization_split(
     ----------
     Liang, Krishnan, Hoffman and Jebara. Variational Autoencoders for Collaborative
     Filtering. WWW 2018 (https://github.com/dawenl/vae_cf, ``preprocessing``).
+
+    F. Khawar, L. K. M. Poon and N. L. Zhang. Learning the Structure of Auto-Encoding
+    Recommenders. WWW 2020, doi:10.1145/3366423.3380135 (§4.1).
 
     Examples
     --------

@@ -24,7 +24,7 @@ __all__ = ["FCDAE"]
 class FCDAE(_WideDAE):
     """Fully connected denoising autoencoder (Fc-dae) and its pruned / L1 variants.
 
-    ``papers/000_a2475424b54d3d60.txt`` §5.3-5.6: identical to :class:`SparseWideDAE`
+    Khawar et al. (WWW 2020, §5.3-5.6): identical to :class:`SparseWideDAE`
     (sigmoid, input dropout 0.6, hidden dropout 0.2, untied weights, same loss and
     optimisation) except that every item connects to every one of the K hidden neurons.
 

@@ -13,8 +13,8 @@ from ._mult import _BaseMultAE
 class MultDAE(_BaseMultAE):
     """Denoising autoencoder with a multinomial likelihood.
 
-    Liang et al. 2018's Mult-DAE (``papers/001_a408abfc6d4dcd57.txt`` §4, baseline of
-    ``papers/000_a2475424b54d3d60.txt`` §4.4): ``[n_items -> 200 -> n_items]``, tanh hidden
+    The Mult-DAE of Liang et al. (WWW 2018; Le 2020 survey, §4), a baseline of Khawar et al.
+    (WWW 2020, §4.4): ``[n_items -> 200 -> n_items]``, tanh hidden
     layer, L2-normalised input corrupted by dropout 0.5, loss the multinomial negative
     log-likelihood ``-Σ_i x_i log softmax(f(x̃))_i`` plus ``l2_reg Σ ||W||²`` (Liang's code
     uses λ = 0.01 / batch size = 2e-5). Scores are the output logits of the clean input.

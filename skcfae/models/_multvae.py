@@ -16,8 +16,8 @@ from ._mult import _MULT_CONSTRAINTS, _BaseMultAE
 class MultVAE(_BaseMultAE):
     """Variational autoencoder with a multinomial likelihood and annealed KL weight β.
 
-    The model of Liang et al. 2018 as summarised in ``papers/001_a408abfc6d4dcd57.txt`` §4 (Eq.
-    15-17) and used as the main baseline of ``papers/000_a2475424b54d3d60.txt`` §4.4: encoder
+    The model of Liang et al. (WWW 2018) as summarised in the Le 2020 survey, §4 (Eq. 15-17),
+    and used as the main baseline of Khawar et al. (WWW 2020, §4.4): encoder
     ``[n_items -> 600 -> 200]`` producing the mean and log-variance of q(z|x), decoder
     ``[200 -> 600 -> n_items]``, tanh activations, L2-normalised input with dropout 0.5, loss
     ``-E_q[log Mult(x | softmax(f(z)))] + β KL(q(z|x) || N(0, I))`` with β increased by

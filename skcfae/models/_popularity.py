@@ -16,8 +16,8 @@ from ..base import RecommenderMixin
 class Popularity(RecommenderMixin, BaseEstimator):
     """Rank items by the number of training users who interacted with them.
 
-    The non-personalised baseline of ``papers/000_a2475424b54d3d60.txt`` and ``papers/003``
-    (POP). Ties are broken by the lower item index.
+    The non-personalised baseline (POP) of Khawar et al. (WWW 2020) and Li et al. (NCAE,
+    arXiv:1712.09043). Ties are broken by the lower item index.
 
     Attributes
     ----------

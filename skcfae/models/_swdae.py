@@ -31,7 +31,7 @@ _GROUPING_DEFAULTS = {"K": 1000, "R": None, "F": "auto", "method": "laplacian"}
 def matching_width(n_items: int, n_parameters: int, *, density: float = 0.1, depth: int = 1) -> int:
     """Width K of a Sw-dae with ``n_parameters`` parameters: the Sw-dae-p of Table 2.
 
-    ``papers/000_a2475424b54d3d60.txt`` §5.2 and Table 2 compare Mult-VAE with a Sw-dae of the
+    Khawar et al. (WWW 2020), §5.2 and Table 2, compare Mult-VAE with a Sw-dae of the
     same number of parameters. A one-hidden-layer Sw-dae over ``m`` items with R = density·K
     connections per item has ``2·m·R`` weights (encoder and decoder, untied) plus ``K + m``
     biases: ``n(K) = 2·density·m·K + K + m``. This returns the K that makes ``n(K)`` closest
@@ -56,7 +56,7 @@ def matching_width(n_items: int, n_parameters: int, *, density: float = 0.1, dep
 class SparseWideDAE(_WideDAE):
     """Sparse and wide denoising autoencoder (Sw-dae) with a learned item-group structure.
 
-    ``papers/000_a2475424b54d3d60.txt`` §3.2-3.3 and §4.3: one hidden layer of K neurons, one
+    Khawar et al. (WWW 2020, §3.2-3.3 and §4.3): one hidden layer of K neurons, one
     per overlapping item group; item i is connected (in the encoder and, transposed, in the
     decoder) to exactly the R groups it belongs to; untied weights; sigmoid hidden units
     ``h = σ(W x̃ + b)`` (Eq. 4); input dropout 0.6 as the corruption and dropout 0.2 on the
@@ -145,7 +145,7 @@ class SparseWideDAE(_WideDAE):
     vs 0.461 multinomial, so "logistic" is the default (``benchmarks/results/swdae_*.md``).
 
     *Epochs.* The paper's 100 epochs are ~23,000 Adam updates on ML-20M but 1,000 on ml-1m
-    and 200 on ml-100k, far from convergence at learning rate 1e-3 (DESIGN.md pitfall).
+    and 200 on ml-100k, far from convergence at learning rate 1e-3.
     ``epochs="auto"`` keeps the paper's 100 epochs where they give at least 3,000 updates
     and trains longer on smaller data. Measured on validation users (seed-98765 split,
     K=1000, Adam 1e-3): on ml-1m NDCG@100 reaches 0.474 after 3,000 updates (300 epochs;

@@ -36,7 +36,7 @@ _WIDE_CONSTRAINTS: dict[str, list[Any]] = {
 def weight_diagnostics(W: Any) -> tuple[float, float]:
     """Spectral norm ``||W||₂`` and stable rank ``||W||²_F / ||W||²₂`` of a weight matrix.
 
-    ``papers/000_a2475424b54d3d60.txt`` §5.5. ``W`` is a dense array or a scipy sparse
+    Khawar et al. (WWW 2020, §5.5). ``W`` is a dense array or a scipy sparse
     matrix; the largest singular value comes from ARPACK (``svds``, a fixed start vector) on
     sparse or large matrices, from LAPACK on small dense ones.
     """

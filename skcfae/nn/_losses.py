@@ -81,7 +81,7 @@ class _LogisticNLL(torch.autograd.Function):
 
 def logistic_nll(logits: Tensor, target: Batch) -> Tensor:
     """Mean over users of ``-Σ_i [x_ui log σ(z_ui) + (1 - x_ui) log(1 - σ(z_ui))]``, the
-    Bernoulli likelihood of papers/000_a2475424b54d3d60.txt Eq. 4 summed over items; ``x``
+    Bernoulli likelihood of Khawar et al. (WWW 2020) Eq. 4 summed over items; ``x``
     stays sparse."""
     return _LogisticNLL.apply(logits, target.row_of, target.cols, target.vals)
 

@@ -79,7 +79,9 @@ def dense_linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear
 
 
 class MultiLayerAE(nn.Module):
-    """The Mult-DAE / Mult-VAE network of Liang et al. 2018 (papers/001 §4, papers/000 §4.4).
+    """The Mult-DAE / Mult-VAE network of Liang et al. (WWW 2018; Le 2020 survey §4).
+
+    Used as baselines by Khawar et al. (WWW 2020, §4.4).
 
     Encoder ``[n_items -> hidden... -> n_components]`` (twice ``n_components`` outputs for the
     variational mean and log-variance), decoder the mirror image, tanh between layers, a linear
@@ -145,7 +147,7 @@ class MultiLayerAE(nn.Module):
 
 
 class WideAE(nn.Module):
-    """The Sw-dae / Fc-dae network (papers/000_a2475424b54d3d60.txt §3.3 Eq. 4, §3.4 Eq. 6-7).
+    """The Sw-dae / Fc-dae network (Khawar et al., WWW 2020, §3.3 Eq. 4, §3.4 Eq. 6-7).
 
     ``encoders[0]`` reads the sparse batch (a :class:`SparseLinear` for a fully connected
     layer, a :class:`~skcfae.nn._sparse.SparseEncoder` for a learned structure), the other

@@ -1,5 +1,5 @@
 """Layers with a fixed sparse connectivity: cost and memory scale with the connections, not
-with n_items x n_hidden (the Sw-dae layers of papers/000_a2475424b54d3d60.txt §3.2-3.3).
+with n_items x n_hidden (the Sw-dae layers of Khawar et al., WWW 2020, §3.2-3.3).
 
 A connectivity ``pattern`` is an (n_items, n_hidden) scipy CSR matrix whose stored entries are
 the connections; each layer learns one value per connection.

@@ -1,4 +1,4 @@
-"""Pickling of fitted torch modules as CPU state dicts (STYLE.md §4; cf. skorch)."""
+"""Pickling of fitted torch modules as CPU state dicts (cf. skorch)."""
 
 from __future__ import annotations
 
