@@ -151,7 +151,7 @@ def _cold_rows(split, percentile: float) -> np.ndarray:
 def table3(args) -> None:
     """Fit every model on the splits ``--split-ids``; one JSON per split and model, so that
     several processes can share the work. ``merge`` builds the table from them."""
-    out = RESULTS / "table3"
+    out = Path(args.out) if args.out else RESULTS / "table3"
     out.mkdir(parents=True, exist_ok=True)
     for i in args.split_ids:
         split = split_of(args.data, i)
@@ -537,6 +537,9 @@ def main() -> None:
         "--kmeans", nargs="+", default=["full", "minibatch"], choices=["full", "minibatch"]
     )
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--out", default=None, help="table3: folder of the per-split JSON (default results/table3)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -18,7 +18,7 @@ TINY = {
     "AutoRec": dict(n_components=4, **_TINY_NN),
     "EASE": dict(lam=10.0),
     "FCDAE": dict(K=4, **_TINY_NN),
-    "ItemGrouper": dict(K=2, R=1, F=2, random_state=0),
+    "ItemGrouper": dict(K=2, R=1, random_state=0),  # F="auto": min(50, K) = 2
     "MultDAE": dict(n_components=8, **_TINY_NN),
     "MultVAE": dict(n_components=4, hidden_layer_sizes=(8,), **_TINY_NN),
     "Popularity": dict(),

@@ -23,7 +23,6 @@ from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 from sklearn.utils._param_validation import InvalidParameterError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skcfae.datasets import make_interactions
 from skcfae.grouping import (
@@ -36,20 +35,7 @@ from skcfae.grouping import (
     _unit_eigenvectors,
 )
 
-EXPECTED_FAILURES = {
-    "check_dtype_object": (
-        "DESIGN.md: object arrays are rejected with a TypeError instead of being coerced, so "
-        "that labels or mixed types never enter a model silently"
-    ),
-}
-
-
-@parametrize_with_checks(
-    [ItemGrouper(K=2, R=1, F=2, random_state=0), ItemGrouper(K=2, R=1, random_state=0)],
-    expected_failed_checks=lambda est: EXPECTED_FAILURES,
-)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
+# scikit-learn's estimator checks run on ItemGrouper in tests/test_common.py (the registry).
 
 
 # -- planted groups ---------------------------------------------------------------------------
