@@ -334,3 +334,31 @@ def check_items(items: npt.ArrayLike, n_items: int, caller: str) -> np.ndarray:
             "Pass np.unique(items)."
         )
     return out
+
+
+def check_same_pattern(
+    reference: sp.csr_array,
+    other: sp.csr_array,
+    *,
+    caller: str,
+    names: tuple[str, str],
+    stores: str,
+    hint: str = "",
+) -> None:
+    """Raise unless the canonical CSR ``other`` has the shape and stored entries of
+    ``reference`` (predictions or timestamps must sit exactly at its entries)."""
+    ref_name, other_name = names
+    if other.shape != reference.shape:
+        raise ValueError(
+            f"{caller}: {ref_name} has shape {reference.shape} but {other_name} has shape "
+            f"{other.shape}."
+        )
+    if not (
+        np.array_equal(reference.indptr, other.indptr)
+        and np.array_equal(reference.indices, other.indices)
+    ):
+        raise ValueError(
+            f"{caller}: {other_name} must store {stores} at exactly the entries of {ref_name} "
+            f"(same sparsity pattern); {ref_name} stores {reference.nnz} entries and "
+            f"{other_name} {other.nnz}, not at the same positions.{hint}"
+        )

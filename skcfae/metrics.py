@@ -29,7 +29,7 @@ import scipy.sparse as sp
 from ._compat import Interval, validate_params
 from ._ranking import KERNELS, score_fold_in, topk_from_scores
 from ._typing import InteractionMatrix, RandomState
-from ._validation import check_interactions, check_n, check_n_items
+from ._validation import check_interactions, check_n, check_n_items, check_same_pattern
 
 __all__ = sorted(
     [
@@ -336,15 +336,14 @@ def _rmse_validated(T: sp.csr_array, y_pred: InteractionMatrix) -> float:
         P = check_interactions(
             y_pred, caller="rmse", implicit=False, dtype=np.float64, input_name="y_pred"
         )
-        if P.shape != T.shape:
-            raise ValueError(f"rmse: y_true has shape {T.shape} but y_pred has shape {P.shape}.")
-        if not (np.array_equal(T.indptr, P.indptr) and np.array_equal(T.indices, P.indices)):
-            raise ValueError(
-                f"rmse: y_pred must store predictions at exactly the entries of y_true "
-                f"(same sparsity pattern); y_true stores {T.nnz} entries and y_pred "
-                f"{P.nnz}, not at the same positions. Use the output of predict(y_true) "
-                "or a dense y_pred."
-            )
+        check_same_pattern(
+            T,
+            P,
+            caller="rmse",
+            names=("y_true", "y_pred"),
+            stores="predictions",
+            hint=" Use the output of predict(y_true) or a dense y_pred.",
+        )
         pred = P.data
     else:
         dense = _check_dense_ratings(y_pred, "y_pred")

@@ -28,7 +28,7 @@ from sklearn.utils import Bunch, check_random_state
 
 from ._compat import BaseCrossValidator, Interval, InvalidParameterError, validate_params
 from ._typing import InteractionMatrix, RandomState
-from ._validation import check_interactions
+from ._validation import check_interactions, check_same_pattern
 
 __all__ = sorted(
     [
@@ -412,14 +412,7 @@ def _timestamps_at_entries(timestamps: Any, X: sp.csr_array) -> np.ndarray:
         T = check_interactions(
             timestamps, caller=caller, implicit=False, dtype=np.float64, input_name="timestamps"
         )
-        if T.shape != X.shape:
-            raise ValueError(f"{caller}: timestamps has shape {T.shape} but X has shape {X.shape}.")
-        if not (np.array_equal(T.indptr, X.indptr) and np.array_equal(T.indices, X.indices)):
-            raise ValueError(
-                f"{caller}: timestamps must store a time at exactly X's stored entries (same "
-                f"sparsity pattern); X stores {X.nnz} entries and timestamps {T.nnz}, not at "
-                "the same positions."
-            )
+        check_same_pattern(X, T, caller=caller, names=("X", "timestamps"), stores="a time")
         return np.asarray(T.data)
     ts = np.asarray(timestamps)
     if ts.dtype.kind == "M":

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from .._compat import Interval, StrOptions
 from ..nn import Batch, TrainConfig, TrainState
 from ..nn._modules import SparseLinear, dense_linear
+from ._neural import shared_args
 from ._rating import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
 
 __all__ = ["AutoRec"]
@@ -152,18 +153,7 @@ class AutoRec(_RatingAE):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(
-            kind=kind,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(**shared_args(locals(), _RatingAE))
         self.n_components = n_components
         self.l2_reg = l2_reg
         self.activation = activation

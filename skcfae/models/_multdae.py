@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from ..nn import Batch, TrainState
 from ._mult import _BaseMultAE
+from ._neural import shared_args
 
 
 class MultDAE(_BaseMultAE):
@@ -76,21 +77,7 @@ class MultDAE(_BaseMultAE):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            dropout=dropout,
-            l2_reg=l2_reg,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(**shared_args(locals(), _BaseMultAE))
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
         logits, _, _ = module(batch, state.generator)

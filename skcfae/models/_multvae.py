@@ -11,6 +11,7 @@ from .._compat import Interval, StrOptions
 from ..nn import Batch, TrainState
 from ..nn._losses import gaussian_kl
 from ._mult import _MULT_CONSTRAINTS, _BaseMultAE
+from ._neural import shared_args
 
 
 class MultVAE(_BaseMultAE):
@@ -125,21 +126,7 @@ class MultVAE(_BaseMultAE):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(
-            n_components,
-            hidden_layer_sizes=hidden_layer_sizes,
-            dropout=dropout,
-            l2_reg=l2_reg,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(**shared_args(locals(), _BaseMultAE))
         self.anneal_cap = anneal_cap
         self.total_anneal_steps = total_anneal_steps
 

@@ -19,6 +19,7 @@ from ..nn import Batch, Phase, TrainConfig, user_rows
 from ..nn._engine import PhaseFactory
 from ..nn._modules import WideAE
 from ..nn._sparse import SparseDecoder, SparseEncoder
+from ._neural import shared_args
 from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 
 __all__ = ["SparseWideDAE", "matching_width"]
@@ -197,23 +198,7 @@ class SparseWideDAE(_WideDAE):
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(
-            K,
-            dropout=dropout,
-            hidden_dropout=hidden_dropout,
-            loss=loss,
-            l2_reg=l2_reg,
-            record_diagnostics=record_diagnostics,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            early_stopping=early_stopping,
-            validation_fraction=validation_fraction,
-            n_iter_no_change=n_iter_no_change,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
+        super().__init__(**shared_args(locals(), _WideDAE))
         self.R = R
         self.F = F
         self.method = method
