@@ -7,8 +7,6 @@ popularity clearly (the ranking and rating contract suites). A new model adds on
 table; a test fails while an exported estimator has none.
 """
 
-from sklearn.base import clone
-
 from skcfae.utils import all_estimators
 
 _TINY_NN = dict(epochs=2, batch_size=16, n_iter_no_change=None, random_state=0, device="cpu")
@@ -49,7 +47,3 @@ def instances(table: dict, type_filter=None) -> list:
 
 def ids(estimators: list) -> list[str]:
     return [type(e).__name__ for e in estimators]
-
-
-def fresh(est):
-    return clone(est)

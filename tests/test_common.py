@@ -115,3 +115,11 @@ def test_one_training_step_changes_every_trainable_parameter(estimator, monkeypa
         assert after[name].requires_grad, name
         assert not torch.equal(value, after[name].detach()), f"{name} did not change"
     assert np.isfinite(est.history_[0]["train_loss"])
+
+
+@pytest.mark.parametrize("estimator", instances(TINY), ids=ids(instances(TINY)))
+def test_parameters_are_validated_in_fit(estimator):
+    """Every parameter's constraint is enforced by fit (sklearn's check_param_validation)."""
+    from sklearn.utils.estimator_checks import check_param_validation
+
+    check_param_validation(type(estimator).__name__, estimator)

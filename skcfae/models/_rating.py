@@ -18,7 +18,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 
-from .._compat import StrOptions
+from .._compat import StrOptions, _fit_context
 from .._typing import InteractionMatrix
 from ..nn import Batch, Phase, TrainConfig, Validation, fold_in_rows, item_rows, user_rows
 from ..nn._engine import PhaseFactory
@@ -94,6 +94,7 @@ class _RatingAE(NeuralRecommender):
         return int(self.n_items_in_ if self.kind == "user" else self.n_users_)
 
     # -- fit ---------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: InteractionMatrix, y: Any = None, *, X_valid: Any = None) -> _RatingAE:
         """Learn from the observed ratings (stored entries) of X.
 
@@ -118,6 +119,7 @@ class _RatingAE(NeuralRecommender):
         return self._fit(X, X_valid)  # type: ignore[return-value]
 
     def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
+        """No rating, no model; records the users and the rating range of the training X."""
         if X.nnz == 0:
             raise ValueError(
                 f"{type(self).__name__}.fit got no observed rating (X stores no entry); a "
