@@ -14,7 +14,7 @@ from .._compat import Interval, StrOptions
 from ..nn import Batch, TrainConfig, TrainState
 from ..nn._modules import SparseLinear, dense_linear
 from ._neural import shared_args
-from ._rating import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
+from ._rating_ae import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
 
 __all__ = ["AutoRec"]
 
