@@ -319,3 +319,23 @@ def test_joblib_workers_do_not_oversubscribe(planted):
 
     threads = Parallel(n_jobs=2)(delayed(_fit_and_count_threads)(planted[0]) for _ in range(2))
     assert all(t <= max(1, (os.cpu_count() or 2) // 2) for t in threads), threads
+
+
+def test_a_phase_may_replace_the_step_and_set_sgd_momentum():
+    """A custom step (two updates per batch, as DeepRec's re-feeding) and SGD's momentum."""
+    from skcfae.nn import train_step
+
+    X = _binary()
+    calls = []
+
+    def twice(module, batch, loss, optimizer, state):
+        calls.append(optimizer.param_groups[0]["momentum"])
+        train_step(module, batch, loss, optimizer, state)
+        return train_step(module, batch, loss, optimizer, state)
+
+    rows = user_rows(X, torch.device("cpu"))
+    phase = Phase("train", _small_ae(), rows, _vae_loss, epochs=2, step=twice)
+    config = _config(batch_size=16, optimizer="sgd", momentum=0.8)
+    result = train(Plan(config, [phase]))
+    assert len(calls) == 2 * 4 and set(calls) == {0.8}
+    assert np.isfinite(result.history[-1]["train_loss"])

@@ -36,15 +36,21 @@ _ENTRY_BLOCK = 1 << 16
 
 class RatingNet(nn.Module):
     """A rating network: ``hidden(batch)`` feeds the linear output layer ``out`` over the
-    columns (items for user rows, users for item rows); the output is ``out(hidden(batch))``."""
+    columns (items for user rows, users for item rows), and ``finish`` maps its result to the
+    rating scale (identity by default; e.g. ``2.25 · tanh(z) + 2.75`` for 0.5-5 ratings). The
+    output is ``finish(out(hidden(batch)))``; predictions compute ``out`` only at the entries
+    they need."""
 
     out: nn.Linear
 
     def hidden(self, batch: Batch) -> Tensor:  # pragma: no cover
         raise NotImplementedError
 
+    def finish(self, z: Tensor) -> Tensor:
+        return z
+
     def forward(self, batch: Batch) -> Tensor:
-        return self.out(self.hidden(batch))
+        return self.finish(self.out(self.hidden(batch)))
 
 
 def _net(module: nn.Module) -> RatingNet:
@@ -183,7 +189,8 @@ class _RatingAE(RatingMixin, NeuralRecommender):
                 h = net.hidden(batch)[torch.from_numpy(local).to(device)]
                 col = torch.from_numpy(c.astype(np.int64)).to(device)
                 weight, bias = net.out.weight[col], net.out.bias[col]
-                out[start : start + _ENTRY_BLOCK] = ((h * weight).sum(1) + bias).cpu().numpy()
+                z = net.finish((h * weight).sum(1) + bias)
+                out[start : start + _ENTRY_BLOCK] = z.cpu().numpy()
         return out
 
     def _decision_function_batch(self, X: sp.csr_array, rows: slice) -> np.ndarray:
@@ -199,12 +206,13 @@ class _RatingAE(RatingMixin, NeuralRecommender):
         with torch.no_grad():
             if self.kind == "user":
                 batch = fold_in_rows(X, device).batch(torch.arange(X.shape[0], device=device))
-                scores = module.out(module.hidden(batch))
+                scores = module(batch)
             else:
                 users = torch.arange(self.n_users_, device=device)[rows]
                 items = fold_in_rows(self._inputs(self.ratings_), device)
                 h = module.hidden(items.batch(torch.arange(items.n_rows, device=device)))
-                scores = (h @ module.out.weight[users].T + module.out.bias[users]).T
+                z = (h @ module.out.weight[users].T + module.out.bias[users]).T
+                scores = module.finish(z)
         return self._clip(scores.cpu().numpy())
 
 

@@ -30,8 +30,10 @@ from tqdm.auto import tqdm
 from ._rows import Batch, RowSource
 
 __all__ = [
+    "LossFn",
     "Phase",
     "Plan",
+    "StepFn",
     "TrainConfig",
     "TrainResult",
     "TrainState",
@@ -58,6 +60,7 @@ class TrainState:
 
 
 LossFn = Callable[[nn.Module, Batch, TrainState], Tensor]
+StepFn = Callable[[nn.Module, Batch, LossFn, torch.optim.Optimizer, TrainState], Tensor]
 EpochHook = Callable[[nn.Module, dict[str, Any]], None]
 ParamSelector = Callable[[nn.Module], list[tuple[str, nn.Parameter]]]
 
@@ -67,6 +70,7 @@ class TrainConfig:
     """Optimisation settings of one fit, built once from the estimator's parameters.
 
     ``weight_decay`` is a coupled L2 on weight matrices (``wd/2 · ‖W‖²`` added to the loss);
+    ``momentum`` is SGD's (ignored by the other optimisers);
     ``seed`` seeds the shuffling (``seed``) and the loss's generator (``seed + 1``);
     ``n_iter_no_change`` stops a validated phase after that many epochs without improvement.
     """
@@ -78,6 +82,7 @@ class TrainConfig:
     seed: int
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    momentum: float = 0.9
     n_iter_no_change: int | None = None
     verbose: int = 0
     desc: str = "fit"
@@ -126,6 +131,9 @@ class Phase:
         Default: the config's.
     desc : str, optional
         Label of the progress bar; default the config's.
+    step : callable ``(module, batch, loss, optimizer, state) -> Tensor``, optional
+        Replaces :func:`train_step` for this phase, e.g. to make several updates per batch
+        (DeepRec's dense re-feeding); returns the detached loss of the batch.
     """
 
     name: str
@@ -138,6 +146,7 @@ class Phase:
     hooks: tuple[EpochHook, ...] = ()
     seed: int | None = None
     desc: str | None = None
+    step: StepFn | None = None
 
 
 PhaseFactory = Callable[[dict[str, nn.Module]], Phase]
@@ -164,7 +173,7 @@ class TrainResult:
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
-    "sgd": lambda params, lr, fused: torch.optim.SGD(params, lr=lr, momentum=0.9, fused=fused),
+    "sgd": torch.optim.SGD,
     "adagrad": torch.optim.Adagrad,
     "rmsprop": torch.optim.RMSprop,
 }
@@ -175,7 +184,11 @@ def _trainable(module: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def make_optimizer(
-    named: list[tuple[str, nn.Parameter]], name: str, learning_rate: float, weight_decay: float
+    named: list[tuple[str, nn.Parameter]],
+    name: str,
+    learning_rate: float,
+    weight_decay: float,
+    momentum: float = 0.9,
 ) -> torch.optim.Optimizer:
     """Optimizer over ``named`` parameters with L2 ``weight_decay`` on weight matrices only
     (biases are not penalised).
@@ -195,8 +208,11 @@ def make_optimizer(
     ]
     groups = [g for g in groups if g["params"]]
     device = params[0].device.type if params else "cpu"
-    if name in ("adam", "sgd"):
-        return _OPTIMIZERS[name](groups, lr=learning_rate, fused=device in ("cpu", "cuda"))
+    fused = device in ("cpu", "cuda")
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum, fused=fused)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=learning_rate, fused=fused)
     return _OPTIMIZERS[name](groups, lr=learning_rate)
 
 
@@ -226,6 +242,7 @@ def run_epoch(
     batch_size: int,
     shuffle: torch.Generator,
     device: torch.device,
+    step: StepFn = train_step,
 ) -> float:
     """One pass over ``rows`` in a shuffled order; returns the mean loss per row."""
     module.train()
@@ -233,7 +250,7 @@ def run_epoch(
     total = torch.zeros((), device=device)
     for start in range(0, rows.n_rows, batch_size):
         batch = rows.batch(order[start : start + batch_size])
-        total += train_step(module, batch, loss, optimizer, state) * batch.size
+        total += step(module, batch, loss, optimizer, state) * batch.size
     return float(total) / rows.n_rows
 
 
@@ -256,7 +273,9 @@ def fit_loop(
         steps_per_epoch=-(-phase.rows.n_rows // config.batch_size),
     )
     named = phase.parameters(module) if phase.parameters is not None else _trainable(module)
-    opt = make_optimizer(named, config.optimizer, config.learning_rate, config.weight_decay)
+    opt = make_optimizer(
+        named, config.optimizer, config.learning_rate, config.weight_decay, config.momentum
+    )
     history: list[dict[str, Any]] = []
     sign = 1.0 if validation is None or validation.greater_is_better else -1.0
     best_score, best_epoch, best_state, since_best = -np.inf, None, None, 0
@@ -274,6 +293,7 @@ def fit_loop(
             batch_size=config.batch_size,
             shuffle=shuffle,
             device=device,
+            step=phase.step or train_step,
         )
         record: dict[str, Any] = {"epoch": epoch, "train_loss": mean_loss}
         module.eval()
