@@ -95,6 +95,7 @@ def check_interactions(
         if X.ndim != 2:
             raise ValueError(f"{caller} expected a 2-D users x items matrix, got {X.ndim}-D.")
         _check_dtype_kind(X.dtype.kind, X.dtype, caller)
+        _check_structure(X, caller, name)
         if implicit:
             X = sp.csr_array(X, dtype=dtype, copy=True)
         else:
@@ -143,6 +144,31 @@ def check_interactions(
             f"{caller}: {n_empty} users have no interactions; remove empty rows first."
         )
     return X
+
+
+def _check_structure(X: Any, caller: str, name: str) -> None:
+    """Raise a clear ``ValueError`` for a malformed sparse matrix (an index out of range or
+    negative, a decreasing ``indptr``, arrays of the wrong length), which scipy would
+    otherwise convert into silently wrong data or a crash."""
+    fix = (
+        " Build it with scipy.sparse.csr_array((values, (user_index, item_index)), "
+        "shape=(n_users, n_items)) from valid indices."
+    )
+    if X.format in ("csr", "csc", "bsr"):
+        try:
+            X.check_format(full_check=True)
+        except ValueError as err:
+            raise ValueError(
+                f"{caller}: {name} is not a valid sparse matrix: {err}.{fix}"
+            ) from None
+    elif X.format == "coo":
+        for axis, index in enumerate(X.coords):
+            if index.size and (index.min() < 0 or index.max() >= X.shape[axis]):
+                what = "row" if axis == 0 else "column"
+                raise ValueError(
+                    f"{caller}: {name} is not a valid sparse matrix: a {what} index is outside "
+                    f"[0, {X.shape[axis]}).{fix}"
+                )
 
 
 def _explicit_csr(X: Any, dtype: type, caller: str, name: str) -> sp.csr_array:

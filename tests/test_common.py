@@ -123,3 +123,13 @@ def test_parameters_are_validated_in_fit(estimator):
     from sklearn.utils.estimator_checks import check_param_validation
 
     check_param_validation(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("estimator", instances(TINY), ids=ids(instances(TINY)))
+def test_malformed_sparse_input_is_refused_by_every_estimator(estimator):
+    """An index beyond n_items never reaches torch or the grouping as a crash or wrong data."""
+    bad = sp.csr_array(
+        (np.ones(3, np.float32), np.array([0, 1, 9]), np.array([0, 2, 3])), shape=(2, 4)
+    )
+    with pytest.raises(ValueError, match="not a valid sparse matrix"):
+        clone(estimator).fit(bad)

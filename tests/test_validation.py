@@ -241,3 +241,29 @@ def test_check_items_sorted_int64(items):
     out = check_items(np.array(items, dtype=np.int32), 20, "M.recommend")
     assert out.dtype == np.int64
     np.testing.assert_array_equal(out, np.sort(items))
+
+
+def _malformed():
+    one = np.ones(2, np.float32)
+    coo = sp.coo_array((np.ones(1), (np.array([0]), np.array([1]))), shape=(2, 3))
+    coo.col[0] = 9  # mutated after construction
+    return {
+        "column index >= n_items": sp.csr_array(
+            (one, np.array([0, 7]), np.array([0, 1, 2])), shape=(2, 3)
+        ),
+        "negative index": sp.csr_array((one, np.array([0, -1]), np.array([0, 1, 2])), shape=(2, 3)),
+        "decreasing indptr": sp.csr_array(
+            (one, np.array([0, 1]), np.array([0, 2, 1])), shape=(2, 3)
+        ),
+        "csc row index out of range": sp.csc_array(
+            (one, np.array([0, 5]), np.array([0, 1, 2, 2])), shape=(2, 3)
+        ),
+        "coo column out of range": coo,
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_malformed()))
+@pytest.mark.parametrize("implicit", [True, False])
+def test_malformed_sparse_input_is_a_clear_error(case, implicit):
+    with pytest.raises(ValueError, match="not a valid sparse matrix"):
+        check_interactions(_malformed()[case], caller="t", implicit=implicit)
