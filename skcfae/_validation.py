@@ -230,6 +230,17 @@ def _check_dtype_kind(kind: str, dtype: object, caller: str) -> None:
         raise TypeError(f"{caller} cannot use datetime values (dtype {dtype}).")
 
 
+def check_has_interactions(X: sp.csr_array, caller: str) -> None:
+    """Fitting needs at least one interaction: an all-zero X (or one storing only zeros) is
+    an error rather than a model of nothing."""
+    if X.nnz == 0:
+        raise ValueError(
+            f"{caller} got no interaction: X stores no positive entry (shape {X.shape}), so "
+            "there is nothing to learn. Check how the matrix was built (e.g. a threshold that "
+            "removed every entry)."
+        )
+
+
 def check_n_items(estimator: Any, X: Any, *, reset: bool) -> None:
     """Record (``reset=True``) or check the number of item columns of ``estimator``.
 

@@ -16,7 +16,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._ranking import iter_row_batches, rank_batch, recommend, score_fold_in
 from ._typing import InteractionMatrix
-from ._validation import check_interactions, check_items, check_n, check_n_items
+from ._validation import (
+    check_has_interactions,
+    check_interactions,
+    check_items,
+    check_n,
+    check_n_items,
+)
 
 __all__ = ["RecommenderMixin", "recommend"]
 
@@ -59,6 +65,8 @@ class RecommenderMixin:
         """
         caller = caller or f"{type(self).__name__}.{'fit' if reset else 'predict'}"
         X = check_interactions(X, caller=caller, implicit=self._implicit)
+        if reset and self._implicit:
+            check_has_interactions(X, caller)
         check_n_items(self, X, reset=reset)
         return X
 

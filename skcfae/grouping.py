@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 from ._compat import Interval, StrOptions, _fit_context
 from ._typing import InteractionMatrix, RandomState
-from ._validation import check_interactions
+from ._validation import check_has_interactions, check_interactions, check_n_items
 
 __all__ = ["GroupedInteractions", "ItemGrouper"]
 
@@ -598,9 +598,9 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     # -- validation -------------------------------------------------------------------------
     def _validate(self, X: InteractionMatrix, *, reset: bool, caller: str) -> sp.csr_array:
-        from ._validation import check_n_items
-
         X = check_interactions(X, caller=caller)
+        if reset:
+            check_has_interactions(X, caller)
         check_n_items(self, X, reset=reset)
         return X
 

@@ -133,3 +133,17 @@ def test_malformed_sparse_input_is_refused_by_every_estimator(estimator):
     )
     with pytest.raises(ValueError, match="not a valid sparse matrix"):
         clone(estimator).fit(bad)
+
+
+@pytest.mark.parametrize("estimator", instances(TINY), ids=ids(instances(TINY)))
+def test_no_interaction_at_all_is_an_error(estimator):
+    """Nothing to learn is an error. Implicit: all zeros, stored or not; ratings: nothing
+    observed (a stored 0 is a rating)."""
+    if getattr(estimator, "_implicit", True):
+        stored_zeros = sp.csr_array((np.zeros(2, np.float32), [0, 1], [0, 1, 2]), shape=(2, 3))
+        empty, match = [np.zeros((3, 4)), stored_zeros], "no interaction"
+    else:
+        empty, match = [np.full((3, 4), np.nan), sp.csr_array((3, 4))], "no observed rating"
+    for X in empty:
+        with pytest.raises(ValueError, match=match):
+            clone(estimator).fit(X)

@@ -533,6 +533,10 @@ def test_membership_has_R_per_row_for_any_input(n_users, n_items, density, data)
     seed = data.draw(st.integers(0, 3), label="seed")
     X = sp.random_array((n_users, n_items), density=density, rng=seed, format="csr")
     g = ItemGrouper(K, R=R, F=F, method=method, normalize=normalize, random_state=seed)
+    if X.nnz == 0:  # nothing to group
+        with pytest.raises(ValueError, match="no interaction"):
+            g.fit(X)
+        return
     with warnings.catch_warnings():
         # k-means warns when the items have fewer distinct embeddings than K (e.g. empty X).
         warnings.simplefilter("ignore", ConvergenceWarning)
