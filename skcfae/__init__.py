@@ -15,12 +15,17 @@ from .base import recommend as recommend
 __version__ = "0.1.0.dev0"
 
 _LAZY = {
+    "ALSWR": "skcfae.models._alswr",
     "AutoRec": "skcfae.models._autorec",
+    "BiasedMF": "skcfae.models._biasedmf",
+    "CFN": "skcfae.models._cfn",
+    "DeepRec": "skcfae.models._deeprec",
     "EASE": "skcfae.models._ease",
     "FCDAE": "skcfae.models._fcdae",
     "ItemGrouper": "skcfae.grouping",
     "MultDAE": "skcfae.models._multdae",
     "MultVAE": "skcfae.models._multvae",
+    "NCAE": "skcfae.models._ncae",
     "Popularity": "skcfae.models._popularity",
     "SparseWideDAE": "skcfae.models._swdae",
 }

@@ -7,6 +7,7 @@ input validated once, then passed on as canonical CSR.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -29,6 +30,20 @@ __all__ = ["RecommenderMixin", "recommend"]
 #: Users scored at once by ``decision_function``/``recommend``: bounds memory by
 #: batch x n_items, whatever the number of users.
 DEFAULT_BATCH_USERS = 1000
+
+
+def shared_args(values: dict[str, Any], base: type) -> dict[str, Any]:
+    """The arguments among ``values`` (a model's ``locals()`` in its ``__init__``) that the
+    ``__init__`` chain of ``base`` takes: the parameters a model shares with its siblings,
+    passed on as ``super().__init__(**shared_args(locals(), Base))``, so that each is assigned
+    once, by the base that owns it (scikit-learn's ``KMeans`` / ``_BaseKMeans`` pattern)."""
+    names: list[str] = []
+    for cls in base.__mro__:
+        if "__init__" in vars(cls) and cls.__module__.startswith("skcfae."):
+            for p in inspect.signature(cls.__init__).parameters.values():  # type: ignore[misc]
+                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                    names.append(p.name)
+    return {name: values[name] for name in names}
 
 
 class RecommenderMixin:

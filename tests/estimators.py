@@ -13,23 +13,33 @@ _TINY_NN = dict(epochs=2, batch_size=16, n_iter_no_change=None, random_state=0, 
 _FAST_NN = dict(epochs=30, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
 
 TINY = {
+    "ALSWR": dict(n_components=2, epochs=3, random_state=0),
     "AutoRec": dict(n_components=4, **_TINY_NN),
+    "BiasedMF": dict(n_components=2, epochs=3, random_state=0),
+    "CFN": dict(**_TINY_NN),
+    "DeepRec": dict(n_components=4, hidden_layer_sizes=(4,), **_TINY_NN),
     "EASE": dict(lam=10.0),
     "FCDAE": dict(K=4, **_TINY_NN),
     "ItemGrouper": dict(K=2, R=1, random_state=0),  # F="auto": min(50, K) = 2
     "MultDAE": dict(n_components=8, **_TINY_NN),
     "MultVAE": dict(n_components=4, hidden_layer_sizes=(8,), **_TINY_NN),
+    "NCAE": dict(hidden_layer_sizes=(4, 4), pretrain_epochs=1, **_TINY_NN),
     "Popularity": dict(),
     "SparseWideDAE": dict(K=2, R=1, F=2, **_TINY_NN),
 }
 
 CONTRACT = {
+    "ALSWR": dict(n_components=3, l2_reg=0.1, epochs=10, random_state=0),
     "AutoRec": dict(n_components=32, l2_reg=1e-3, **{**_FAST_NN, "epochs": 60, "batch_size": 32}),
+    "BiasedMF": dict(n_components=3, learning_rate=0.01, epochs=40, random_state=0),
+    "CFN": dict(hidden_ratios=(0.2,), **{**_FAST_NN, "batch_size": 4, "learning_rate": 0.05}),
+    "DeepRec": dict(n_components=128, hidden_layer_sizes=(32,), **{**_FAST_NN, "batch_size": 16}),
     "EASE": dict(lam=20.0),
     "FCDAE": dict(K=30, **{**_FAST_NN, "epochs": 60}),
     "ItemGrouper": dict(K=15, R=2, F=15, random_state=0),
     "MultDAE": dict(n_components=32, **_FAST_NN),
     "MultVAE": dict(n_components=16, hidden_layer_sizes=(64,), total_anneal_steps=200, **_FAST_NN),
+    "NCAE": dict(hidden_layer_sizes=(32, 32), pretrain_epochs=3, **{**_FAST_NN, "batch_size": 32}),
     "Popularity": dict(),
     "SparseWideDAE": dict(K=60, R=6, F=15, **_FAST_NN),
 }

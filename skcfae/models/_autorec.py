@@ -11,9 +11,9 @@ import torch
 from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions
+from ..base import shared_args
 from ..nn import Batch, TrainConfig, TrainState
 from ..nn._modules import SparseLinear, dense_linear
-from ._neural import shared_args
 from ._rating_ae import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
 
 __all__ = ["AutoRec"]

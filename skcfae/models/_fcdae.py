@@ -12,11 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from .._compat import Interval
+from ..base import shared_args
 from ..nn import Phase, TrainConfig
 from ..nn._engine import PhaseFactory
 from ..nn._modules import SparseLinear, WideAE, dense_linear
 from ..nn._sparse import SparseDecoder, SparseEncoder
-from ._neural import shared_args
 from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 
 __all__ = ["FCDAE"]

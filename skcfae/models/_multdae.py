@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..base import shared_args
 from ..nn import Batch, TrainState
 from ._mult import _BaseMultAE
-from ._neural import shared_args
 
 
 class MultDAE(_BaseMultAE):

@@ -8,10 +8,10 @@ from typing import Any
 from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions
+from ..base import shared_args
 from ..nn import Batch, TrainState
 from ..nn._losses import gaussian_kl
 from ._mult import _MULT_CONSTRAINTS, _BaseMultAE
-from ._neural import shared_args
 
 
 class MultVAE(_BaseMultAE):

@@ -9,7 +9,6 @@ A neural model subclasses :class:`NeuralRecommender` and writes three methods: i
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
@@ -55,19 +54,6 @@ NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 VALID_K = 100
-
-
-def shared_args(values: dict[str, Any], base: type) -> dict[str, Any]:
-    """The arguments among ``values`` (a model's ``locals()`` in its ``__init__``) that the
-    ``__init__`` chain of ``base`` takes: the parameters a model shares with its siblings,
-    passed on as ``super().__init__(**shared_args(locals(), Base))``."""
-    names: list[str] = []
-    for cls in base.__mro__:
-        if "__init__" in vars(cls) and issubclass(cls, NeuralRecommender):
-            for p in inspect.signature(cls.__init__).parameters.values():  # type: ignore[misc]
-                if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                    names.append(p.name)
-    return {name: values[name] for name in names}
 
 
 class NeuralRecommender(RecommenderMixin, BaseEstimator):

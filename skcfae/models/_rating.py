@@ -55,6 +55,33 @@ class RatingMixin:
     ) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def _split_ratings(
+        self, X: sp.csr_array, X_valid: Any, rng: np.random.RandomState
+    ) -> tuple[sp.csr_array, sp.csr_array | None]:
+        """(training ratings, validation ratings or None): ``X_valid`` as given (held-out
+        ratings of the same users and items), or with ``early_stopping`` a
+        ``validation_fraction`` of the stored ratings of X held out; sets ``ratings_``."""
+        name = type(self).__name__
+        holdout: sp.csr_array | None = None
+        if X_valid is not None:
+            holdout = self._validate_interactions(
+                X_valid, reset=False, caller=f"{name}.fit(X_valid)"
+            )
+            if holdout.shape != X.shape:
+                raise ValueError(
+                    f"{name}.fit: X_valid holds held-out ratings of the training users and "
+                    f"items, so it must have X's shape {X.shape}; got {holdout.shape}."
+                )
+        elif getattr(self, "early_stopping", False):
+            from ..model_selection import rating_holdout_split
+
+            fraction = self.validation_fraction  # type: ignore[attr-defined]
+            X, holdout = rating_holdout_split(X, test_size=fraction, random_state=rng)
+        if holdout is not None and holdout.nnz == 0:
+            raise ValueError(f"{name}.fit: the validation ratings store no entry.")
+        self.ratings_ = X
+        return X, holdout
+
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()  # type: ignore[misc]
         tags.input_tags.allow_nan = True  # a dense NaN is an unobserved rating

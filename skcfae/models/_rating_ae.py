@@ -120,29 +120,8 @@ class _RatingAE(RatingMixin, NeuralRecommender):
     def _validation_split(
         self, X: sp.csr_array, X_valid: Any, rng: np.random.RandomState
     ) -> tuple[sp.csr_array, tuple[sp.csr_array, sp.csr_array] | None]:
-        name = type(self).__name__
-        if X_valid is not None:
-            holdout = self._validate_interactions(
-                X_valid, reset=False, caller=f"{name}.fit(X_valid)"
-            )
-            if holdout.shape != X.shape:
-                raise ValueError(
-                    f"{name}.fit: X_valid holds held-out ratings of the training users and "
-                    f"items, so it must have X's shape {X.shape}; got {holdout.shape}."
-                )
-        elif self.early_stopping:
-            from ..model_selection import rating_holdout_split
-
-            X, holdout = rating_holdout_split(
-                X, test_size=self.validation_fraction, random_state=rng
-            )
-        else:
-            self.ratings_ = X
-            return X, None
-        if holdout.nnz == 0:
-            raise ValueError(f"{name}.fit: the validation ratings store no entry.")
-        self.ratings_ = X
-        return X, (X, holdout)
+        X, holdout = self._split_ratings(X, X_valid, rng)
+        return X, (None if holdout is None else (X, holdout))
 
     def _phases(
         self, X_train: sp.csr_array, config: TrainConfig, **given: Any

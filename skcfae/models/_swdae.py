@@ -14,12 +14,12 @@ from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions, _fit_context
 from .._typing import InteractionMatrix
+from ..base import shared_args
 from ..exceptions import UnusedParameterWarning
 from ..nn import Batch, Phase, TrainConfig, user_rows
 from ..nn._engine import PhaseFactory
 from ..nn._modules import WideAE
 from ..nn._sparse import SparseDecoder, SparseEncoder
-from ._neural import shared_args
 from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 
 __all__ = ["SparseWideDAE", "matching_width"]

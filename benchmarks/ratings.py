@@ -1,0 +1,297 @@
+"""Rating prediction on the 90/10 random-entries protocol: every skcfae rating model and
+Surprise's classics on the very same splits.
+
+Protocol (Strub & Mary 2015; AutoRec): for each seed, ``rating_holdout_split(R, test_size=0.1,
+random_state=seed)`` holds out 10% of the ratings as the test set. A model that accepts
+``X_valid`` (the neural models, BiasedMF, ALSWR) is fitted on 90% of the training ratings and
+early-stopped on the other 10% (``rating_holdout_split(train, test_size=0.1,
+random_state=100 + seed)``); the test ratings are never seen before the final score. Surprise's
+``SVD``, ``SVDpp``, ``KNNBaseline`` and ``BaselineOnly`` (their defaults) are fitted on the
+whole training part (built into a Surprise ``Trainset`` from the same entries) and tested on
+the same test entries. Reported: test RMSE mean ± standard error over the seeds, fit seconds.
+
+The skcfae models are discovered with ``skcfae.utils.all_estimators("rating")`` and built with
+their defaults (``random_state=seed``); a model with a ``kind`` parameter runs in both kinds.
+``--parity`` also fits BiasedMF and Surprise's SVD with the same hyperparameters and epochs,
+without validation (the implementation check).
+
+Usage::
+
+    python benchmarks/ratings.py --data ml-100k --seeds 0 1 2 3 4
+    python benchmarks/ratings.py --data ml-100k --models BiasedMF ALSWR Surprise-SVD --parity
+
+Results go to ``benchmarks/results/ratings_<data>.json`` and ``.md``; a run updates the
+entries of the models it ran and keeps the others. Needs ``pip install -e .[bench]`` for
+Surprise (its models are skipped, with a message, without it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import inspect
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from skcfae.model_selection import rating_holdout_split
+from skcfae.utils import all_estimators
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+SURPRISE = ("SVD", "SVDpp", "KNNBaseline", "BaselineOnly")
+#: Hyperparameters shared by BiasedMF and Surprise's SVD in the ``--parity`` runs:
+#: Strub & Mary's SVD (Table 2) and Surprise's defaults.
+PARITY = {
+    "rank 15, lr 0.02, λ 0.02, 20 epochs": dict(n_components=15, learning_rate=0.02, l2_reg=0.02),
+    "rank 100, lr 0.005, λ 0.02, 20 epochs": dict(
+        n_components=100, learning_rate=0.005, l2_reg=0.02
+    ),
+}
+
+
+def load(name: str) -> sp.csr_array:
+    """The ratings of ``name`` as a users x items CSR matrix (ids made contiguous)."""
+    if name == "ml-100k":
+        raw = np.loadtxt(DATA / "ml-100k" / "u.data", dtype=np.int64)
+        users, items, values = raw[:, 0], raw[:, 1], raw[:, 2].astype(np.float32)
+    elif name == "ml-latest-small":
+        with open(DATA / "ml-latest-small" / "ratings.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        users = np.array([int(r["userId"]) for r in rows])
+        items = np.array([int(r["movieId"]) for r in rows])
+        values = np.array([float(r["rating"]) for r in rows], dtype=np.float32)
+    else:
+        raise ValueError(f"unknown data set {name!r}; use ml-100k or ml-latest-small")
+    _, u = np.unique(users, return_inverse=True)
+    _, i = np.unique(items, return_inverse=True)
+    return sp.csr_array((values, (u, i)), shape=(u.max() + 1, i.max() + 1))
+
+
+def _rmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(truth)) ** 2)))
+
+
+# -- the contenders --------------------------------------------------------------------------
+def skcfae_models() -> dict[str, Callable[[int], Any]]:
+    """Label -> factory(seed) for every discovered skcfae rating model (both kinds)."""
+    out: dict[str, Callable[[int], Any]] = {}
+    for name, cls in all_estimators("rating"):
+        params = cls().get_params()
+        kinds = ["item", "user"] if "kind" in params else [None]
+        for kind in kinds:
+            label = name if kind in (None, params.get("kind")) else f"{name}(kind={kind})"
+
+            def make(seed: int, cls: type = cls, kind: str | None = kind) -> Any:
+                est = cls()
+                if kind is not None:
+                    est.set_params(kind=kind)
+                if "random_state" in est.get_params():
+                    est.set_params(random_state=seed)
+                return est
+
+            out[label] = make
+    return out
+
+
+def fit_skcfae(make: Callable[[int], Any], seed: int, train: sp.csr_array) -> tuple[Any, dict]:
+    est = make(seed)
+    tic = time.perf_counter()
+    if "X_valid" in inspect.signature(est.fit).parameters:
+        fit_part, valid = rating_holdout_split(train, test_size=0.1, random_state=100 + seed)
+        est.fit(fit_part, X_valid=valid)
+    else:
+        est.fit(train)
+    info = {"fit_s": time.perf_counter() - tic}
+    if hasattr(est, "best_epoch_"):
+        info["best_epoch"] = int(est.best_epoch_)
+    return est, info
+
+
+def _surprise_sets(train: sp.csr_array, test: sp.csr_array) -> tuple[Any, list]:
+    from surprise import Dataset, Reader
+
+    low, high = float(train.data.min()), float(train.data.max())
+    coo = sp.coo_array(train)
+    raw = list(
+        zip(
+            coo.row.tolist(),
+            coo.col.tolist(),
+            coo.data.astype(float).tolist(),
+            [None] * coo.nnz,
+            strict=True,
+        )
+    )
+    trainset = Dataset(Reader(rating_scale=(low, high))).construct_trainset(raw)
+    t = sp.coo_array(test)
+    testset = list(zip(t.row.tolist(), t.col.tolist(), t.data.astype(float).tolist(), strict=True))
+    return trainset, testset
+
+
+def run_surprise(name: str, seed: int, trainset: Any, testset: list, **params: Any) -> dict:
+    import surprise
+
+    cls = getattr(surprise, name)
+    if "random_state" in inspect.signature(cls.__init__).parameters:
+        params.setdefault("random_state", seed)
+    if name == "KNNBaseline":
+        params.setdefault("verbose", False)
+    algo = cls(**params)
+    tic = time.perf_counter()
+    algo.fit(trainset)
+    fit_s = time.perf_counter() - tic
+    pred = [algo.predict(u, i, r_ui=r, clip=True).est for u, i, r in testset]
+    return {"rmse": _rmse(np.array(pred), np.array([r for _, _, r in testset])), "fit_s": fit_s}
+
+
+# -- the runs -----------------------------------------------------------------------------------
+def _summary(runs: list[dict]) -> dict:
+    rmse = np.array([r["rmse"] for r in runs])
+    se = float(rmse.std(ddof=1) / np.sqrt(rmse.size)) if rmse.size > 1 else float("nan")
+    return {
+        "rmse_mean": float(rmse.mean()),
+        "rmse_se": se,
+        "fit_s_mean": float(np.mean([r["fit_s"] for r in runs])),
+        "seeds": [r["seed"] for r in runs],
+        "runs": runs,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default="ml-100k", choices=["ml-100k", "ml-latest-small"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--models", nargs="+", default=None, help="labels; default: all")
+    parser.add_argument("--parity", action="store_true", help="BiasedMF vs Surprise SVD")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    try:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import surprise  # noqa: F401
+
+        have_surprise = True
+    except ImportError:
+        have_surprise = False
+        print("scikit-surprise is not installed (pip install -e .[bench]): skipping its models")
+
+    ours = skcfae_models()
+    peers = [f"Surprise-{n}" for n in SURPRISE] if have_surprise else []
+    labels = args.models or [*ours, *peers]
+    unknown = [m for m in labels if m not in ours and m not in {f"Surprise-{n}" for n in SURPRISE}]
+    if unknown:
+        raise SystemExit(f"unknown models {unknown}; available: {[*ours, *peers]}")
+    labels = [m for m in labels if m in ours or m in peers]
+
+    R = load(args.data)
+    out_json = RESULTS / f"ratings_{args.data}.json"
+    report = json.loads(out_json.read_text()) if out_json.exists() else {}
+    report.update(
+        data=args.data,
+        shape=list(R.shape),
+        n_ratings=int(R.nnz),
+        protocol=(
+            "rating_holdout_split(R, 0.1, seed); models accepting X_valid fit on "
+            "rating_holdout_split(train, 0.1, 100 + seed)[0], early-stopped on [1]; others "
+            "(Surprise) fit on the whole train part; RMSE on the test part"
+        ),
+    )
+    results = report.setdefault("results", {})
+    parity = report.setdefault("parity", {})
+    runs: dict[str, list[dict]] = {m: [] for m in labels}
+    parity_runs: dict[str, list[dict]] = {}
+    for seed in args.seeds:
+        train, test = rating_holdout_split(R, test_size=0.1, random_state=seed)
+        sets = _surprise_sets(train, test) if have_surprise else None
+        for label in labels:
+            if label in ours:
+                est, info = fit_skcfae(ours[label], seed, train)
+                info["rmse"] = -float(est.score(test))
+            else:
+                assert sets is not None
+                info = run_surprise(label.removeprefix("Surprise-"), seed, *sets)
+            info["seed"] = seed
+            runs[label].append(info)
+            print(f"{args.data} seed {seed} {label}: " + json.dumps(info), flush=True)
+        if args.parity and have_surprise:
+            from skcfae import BiasedMF
+
+            assert sets is not None
+            for title, hp in PARITY.items():
+                tic = time.perf_counter()
+                est = BiasedMF(**hp, epochs=20, n_iter_no_change=None, random_state=seed)
+                est.fit(train)
+                mine = {"rmse": -float(est.score(test)), "fit_s": time.perf_counter() - tic}
+                theirs = run_surprise(
+                    "SVD",
+                    seed,
+                    *sets,
+                    n_factors=hp["n_components"],
+                    lr_all=hp["learning_rate"],
+                    reg_all=hp["l2_reg"],
+                    n_epochs=20,
+                )
+                for who, info in (("BiasedMF", mine), ("Surprise-SVD", theirs)):
+                    info["seed"] = seed
+                    parity_runs.setdefault(f"{title}|{who}", []).append(info)
+                print(f"parity {title} seed {seed}: BiasedMF {mine} SVD {theirs}", flush=True)
+    for label, done in runs.items():
+        results[label] = _summary(done)
+    for key, done in parity_runs.items():
+        parity[key] = _summary(done)
+    RESULTS.mkdir(exist_ok=True)
+    out_json.write_text(json.dumps(report, indent=1) + "\n")
+    (RESULTS / f"ratings_{args.data}.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"# Rating prediction on {report['data']} (90/10 random entries)",
+        "",
+        f"{report['n_ratings']} ratings, {report['shape'][0]} users x {report['shape'][1]} "
+        f"items. Protocol: {report['protocol']}. Models at their defaults. Fit seconds: mean "
+        "wall time of one fit on the machine of the run, with `torch.set_num_threads(1)`. "
+        "Written by `benchmarks/ratings.py`.",
+        "",
+        "| model | test RMSE (mean ± s.e.) | best epoch | fit s | seeds |",
+        "|---|---|---|---|---|",
+    ]
+    ranked = sorted(report["results"].items(), key=lambda kv: kv[1]["rmse_mean"])
+    for label, s in ranked:
+        seeds = " ".join(str(x) for x in s["seeds"])
+        epochs = [r["best_epoch"] for r in s["runs"] if "best_epoch" in r]
+        best = f"{np.mean(epochs):.0f}" if epochs else "-"
+        lines.append(
+            f"| {label} | {s['rmse_mean']:.4f} ± {s['rmse_se']:.4f} | {best} | "
+            f"{s['fit_s_mean']:.1f} | {seeds} |"
+        )
+    if report.get("parity"):
+        lines += [
+            "",
+            "## BiasedMF vs Surprise SVD, same hyperparameters (no validation, whole train part)",
+            "",
+            "| hyperparameters | model | test RMSE (mean ± s.e.) | fit s | seeds |",
+            "|---|---|---|---|---|",
+        ]
+        for key, s in report["parity"].items():
+            title, who = key.split("|")
+            seeds = " ".join(str(x) for x in s["seeds"])
+            lines.append(
+                f"| {title} | {who} | {s['rmse_mean']:.4f} ± {s['rmse_se']:.4f} | "
+                f"{s['fit_s_mean']:.2f} | {seeds} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
