@@ -28,7 +28,69 @@ import scipy.sparse as sp
 
 from ._typing import InteractionMatrix
 
-__all__ = ["check_interactions", "check_items", "check_n", "check_n_items"]
+__all__ = ["RatingEntries", "check_interactions", "check_items", "check_n", "check_n_items"]
+
+
+class RatingEntries:
+    """The stored ratings of a matrix R seen as a sequence of entries, for cross-validation.
+
+    scikit-learn's searches split the *samples* of X; for rating models (the 90/10 protocol
+    of Strub & Mary 2015 and AutoRec) the samples are the observed ratings, and every split
+    keeps all users and items. ``RatingEntries(R)`` has one sample per stored entry
+    (``len`` and ``shape[0]`` are ``R.nnz``), and indexing it with entry positions gives a
+    sparse matrix of R's shape holding only those ratings. So ``GridSearchCV(model, grid,
+    cv=KFold(5, shuffle=True), scoring=rmse_scorer()).fit(RatingEntries(R))`` fits each
+    candidate on the ratings of 4 folds and scores it on the held-out fold's ratings of the
+    same users and items; every rating model accepts ``RatingEntries`` wherever it accepts
+    R (the refit of the best candidate runs on all of R).
+
+    Parameters
+    ----------
+    R : {array-like, sparse matrix} of shape (n_users, n_items)
+        Ratings, validated as a rating model's ``fit`` does (stored entries are ratings, a
+        dense R marks unobserved entries with NaN, duplicates are an error).
+
+    Attributes
+    ----------
+    ratings : scipy.sparse.csr_array of shape (n_users, n_items)
+        The canonical ratings; entry ``j`` is the ``j``-th stored entry in CSR order.
+    shape : tuple of int
+        ``(R.nnz,)``: the number of samples scikit-learn sees.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import RatingEntries
+    >>> entries = RatingEntries(np.array([[5.0, np.nan, 3.0], [np.nan, 4.0, 1.0]]))
+    >>> len(entries)
+    4
+    >>> entries[[0, 3]].toarray()
+    array([[5., 0., 0.],
+           [0., 0., 1.]], dtype=float32)
+    """
+
+    def __init__(self, R: InteractionMatrix) -> None:
+        self.ratings = check_interactions(R, caller="RatingEntries", implicit=False)
+        self.shape = (int(self.ratings.nnz),)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> sp.csr_array:
+        if isinstance(key, tuple):  # scikit-learn indexes samples as X[indices, ...]
+            key = key[0]
+        take = np.zeros(self.shape[0], dtype=bool)
+        take[np.arange(self.shape[0])[key]] = True
+        R = self.ratings
+        rows = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))
+        counts = np.bincount(rows[take], minlength=R.shape[0])
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        out = sp.csr_array((R.data[take], R.indices[take], indptr), shape=R.shape)
+        out.has_canonical_format = True
+        return out
+
+    def __repr__(self) -> str:
+        return f"RatingEntries({self.shape[0]} ratings of {self.ratings.shape})"
 
 
 def check_interactions(
@@ -91,6 +153,13 @@ def check_interactions(
     name = input_name
     if X is None:
         raise TypeError(f"{caller} expected a users x items matrix, got None.")
+    if isinstance(X, RatingEntries):
+        if implicit:
+            raise TypeError(
+                f"{caller} got RatingEntries, the entries of a rating matrix for rating models; "
+                "pass the interaction matrix itself to an implicit-feedback model."
+            )
+        X = X.ratings
     if sp.issparse(X):
         if X.ndim != 2:
             raise ValueError(f"{caller} expected a 2-D users x items matrix, got {X.ndim}-D.")

@@ -8,6 +8,8 @@
 - :func:`leave_one_out_split` holds out one (the latest) interaction per user (Li et al., NCAE).
 - :func:`cold_start_users` selects evaluation users by fold-in activity (Khawar et al., WWW
   2020, §5.8).
+- :class:`RatingEntries` makes the stored ratings the samples of a cross-validation (KFold
+  over entries: every fold keeps all users and items), for searches over rating models.
 - :func:`rating_holdout_split` holds out random stored ratings (the 90/10 protocol of Strub &
   Mary 2015, CFN).
 
@@ -28,10 +30,12 @@ from sklearn.utils import Bunch, check_random_state
 
 from ._compat import BaseCrossValidator, Interval, InvalidParameterError, validate_params
 from ._typing import InteractionMatrix, RandomState
+from ._validation import RatingEntries as RatingEntries
 from ._validation import check_interactions, check_same_pattern
 
 __all__ = sorted(
     [
+        "RatingEntries",
         "UserSplit",
         "cold_start_users",
         "fold_in_split",

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
 
 from skcfae.metrics import rmse, rmse_scorer
-from skcfae.model_selection import rating_holdout_split
+from skcfae.model_selection import RatingEntries, rating_holdout_split
 
 from .estimators import CONTRACT, ids, instances
 
@@ -137,3 +138,49 @@ def test_validation_is_rmse_and_keeps_the_best_epoch(fitted, ratings):
     assert -est.score(test) == pytest.approx(min(values), rel=1e-5)
     stopped = clone(fitted).set_params(early_stopping=True).fit(train)
     assert "valid_rmse" in stopped.history_[-1]
+
+
+def test_rating_entries_partition_the_ratings():
+    R = _planted_ratings(30, 20)
+    entries = RatingEntries(R)
+    assert len(entries) == R.nnz and entries.shape == (R.nnz,)
+    folds = list(KFold(3, shuffle=True, random_state=0).split(np.zeros(len(entries))))
+    parts = [entries[test] for _, test in folds]
+    assert all(p.shape == R.shape for p in parts)
+    total = parts[0] + parts[1] + parts[2]
+    np.testing.assert_array_equal(total.toarray(), R.toarray())
+    train, test = folds[0]
+    assert (entries[train].multiply(entries[test])).nnz == 0  # disjoint entries
+    with pytest.raises(TypeError, match="RatingEntries"):
+        from skcfae import Popularity
+
+        Popularity().fit(entries)
+
+
+def test_grid_search_over_rating_entries(ratings):
+    """CV over entries: each candidate fits on the ratings of the other folds and is scored
+    (-RMSE) on the held-out fold's ratings of the same users and items."""
+    train, _ = ratings
+    est = clone(RATING[0]).set_params(epochs=5)
+    param, values = (
+        ("n_components", [4, 16])
+        if "n_components" in est.get_params()
+        else (
+            "random_state",
+            [0, 1],
+        )
+    )
+    search = GridSearchCV(
+        est,
+        {param: values},
+        cv=KFold(3, shuffle=True, random_state=0),
+        scoring=rmse_scorer(),
+    ).fit(RatingEntries(train))
+    scores = search.cv_results_["mean_test_score"]
+    assert scores.shape == (2,) and np.all(scores < 0)
+    assert search.best_estimator_.ratings_.nnz == train.nnz  # refit on every rating
+    # the same numbers by hand on the first fold and candidate
+    tr, te = next(KFold(3, shuffle=True, random_state=0).split(np.zeros(train.nnz)))
+    entries = RatingEntries(train)
+    by_hand = clone(est).set_params(**{param: values[0]}).fit(entries[tr]).score(entries[te])
+    assert search.cv_results_["split0_test_score"][0] == pytest.approx(by_hand, rel=1e-6)
