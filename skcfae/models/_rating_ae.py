@@ -62,8 +62,8 @@ class _RatingAE(RatingMixin, NeuralRecommender):
     """Rating autoencoders (not public): fit on ratings, ``predict`` at given entries, ``score``
     is -RMSE, ``recommend`` ranks unrated items by predicted rating.
 
-    Subclasses define ``_build_module`` (a network with ``hidden(batch)`` and ``out``),
-    ``_loss`` over the observed entries, and may set ``_item_based_only``.
+    Subclasses define ``_build_module`` (a :class:`RatingNet`) and ``_loss`` over the observed
+    entries; a model of one orientation only (DeepRec) fixes ``kind`` as a class attribute.
     """
 
     _parameter_constraints: dict[str, list[Any]] = _RATING_CONSTRAINTS
