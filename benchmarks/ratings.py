@@ -194,19 +194,6 @@ def main(argv: list[str] | None = None) -> None:
 
     R = load(args.data)
     out_json = RESULTS / f"ratings_{args.data}.json"
-    report = json.loads(out_json.read_text()) if out_json.exists() else {}
-    report.update(
-        data=args.data,
-        shape=list(R.shape),
-        n_ratings=int(R.nnz),
-        protocol=(
-            "rating_holdout_split(R, 0.1, seed); models accepting X_valid fit on "
-            "rating_holdout_split(train, 0.1, 100 + seed)[0], early-stopped on [1]; others "
-            "(Surprise) fit on the whole train part; RMSE on the test part"
-        ),
-    )
-    results = report.setdefault("results", {})
-    parity = report.setdefault("parity", {})
     runs: dict[str, list[dict]] = {m: [] for m in labels}
     parity_runs: dict[str, list[dict]] = {}
     for seed in args.seeds:
@@ -244,6 +231,20 @@ def main(argv: list[str] | None = None) -> None:
                     info["seed"] = seed
                     parity_runs.setdefault(f"{title}|{who}", []).append(info)
                 print(f"parity {title} seed {seed}: BiasedMF {mine} SVD {theirs}", flush=True)
+    # read the file only now, so that runs of other models meanwhile are kept
+    report = json.loads(out_json.read_text()) if out_json.exists() else {}
+    report.update(
+        data=args.data,
+        shape=list(R.shape),
+        n_ratings=int(R.nnz),
+        protocol=(
+            "rating_holdout_split(R, 0.1, seed); models accepting X_valid fit on "
+            "rating_holdout_split(train, 0.1, 100 + seed)[0], early-stopped on [1]; others "
+            "(Surprise) fit on the whole train part; RMSE on the test part"
+        ),
+    )
+    results = report.setdefault("results", {})
+    parity = report.setdefault("parity", {})
     for label, done in runs.items():
         results[label] = _summary(done)
     for key, done in parity_runs.items():
