@@ -134,13 +134,13 @@ def test_refeeding_updates_again_on_f_of_x_as_input_and_target(refeed_steps, mon
 
 def test_fit_makes_one_plus_refeed_steps_updates_per_batch(monkeypatch):
     calls = []
-    real = deeprec._update
+    real = deeprec.apply_update
 
     def counting(optimizer, value, state):
         calls.append(type(optimizer).__name__)
         real(optimizer, value, state)
 
-    monkeypatch.setattr(deeprec, "_update", counting)
+    monkeypatch.setattr(deeprec, "apply_update", counting)
     X = _planted_ratings(40, 20, density=0.5)  # 40 users, batches of 16: 3 per epoch
     kw = dict(n_components=8, hidden_layer_sizes=(4,), epochs=2, batch_size=16, device="cpu")
     DeepRec(**kw, random_state=0).fit(X)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from .._compat import Interval, StrOptions
 from ..base import shared_args
 from ..nn import Batch, Phase, TrainConfig, TrainState, user_rows
-from ..nn._engine import LossFn, PhaseFactory
+from ..nn._engine import LossFn, PhaseFactory, apply_update
 from ..nn._modules import SparseLinear, dense_linear, dropout
 from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
 from ._rating_ae import RatingNet, _RatingAE
@@ -109,13 +109,6 @@ def masked_mean_squared_error(pred: Tensor, batch: Batch) -> Tensor:
     """
     err = pred[batch.row_of, batch.cols] - batch.vals
     return (err * err).sum() / max(int(batch.cols.shape[0]), 1)
-
-
-def _update(optimizer: torch.optim.Optimizer, value: Tensor, state: TrainState) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    value.backward()
-    optimizer.step()
-    state.step += 1
 
 
 class DeepRec(_RatingAE):
@@ -336,9 +329,9 @@ class DeepRec(_RatingAE):
         net = _deeprec_net(module)
         out = net.reconstruct(batch, state.generator)
         value = masked_mean_squared_error(out, batch)
-        _update(optimizer, value, state)
+        apply_update(optimizer, value, state)
         for _ in range(int(self.refeed_steps)):
             x = out.detach()
             out = net.reconstruct(x, state.generator)
-            _update(optimizer, F.mse_loss(out, x), state)
+            apply_update(optimizer, F.mse_loss(out, x), state)
         return value.detach()

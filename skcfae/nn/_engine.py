@@ -31,6 +31,7 @@ from ._rows import Batch, RowSource
 
 __all__ = [
     "LossFn",
+    "apply_update",
     "Phase",
     "Plan",
     "StepFn",
@@ -224,8 +225,14 @@ def train_step(
     state: TrainState,
 ) -> Tensor:
     """One update on one batch; returns the detached loss."""
+    return apply_update(optimizer, loss(module, batch, state), state)
+
+
+def apply_update(optimizer: torch.optim.Optimizer, value: Tensor, state: TrainState) -> Tensor:
+    """``zero_grad``, backward of the scalar ``value``, ``step``, one more update counted in
+    ``state``; returns the detached value. A custom ``Phase.step`` making several updates per
+    batch calls it once per update."""
     optimizer.zero_grad(set_to_none=True)
-    value = loss(module, batch, state)
     value.backward()
     optimizer.step()
     state.step += 1
