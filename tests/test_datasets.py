@@ -137,7 +137,7 @@ def test_fetch_sha256_mismatch_raises_and_deletes(tmp_path):
         _fetch(source.as_uri(), "data.txt", bad, home)
     assert good in str(info.value) and bad in str(info.value)
     assert not (home / "data.txt").exists()
-    assert not list(home.iterdir())
+    assert [p.name for p in home.iterdir()] == [_base._MARKER]
 
 
 def test_fetch_md5_mismatch_raises(tmp_path):
@@ -147,11 +147,14 @@ def test_fetch_md5_mismatch_raises(tmp_path):
         _fetch(source.as_uri(), "data.txt", None, tmp_path / "home", md5="f" * 32)
 
 
-def test_fetch_without_digest_warns(tmp_path):
+def test_fetch_without_digest_needs_opt_in_then_warns(tmp_path):
     source = tmp_path / "data.txt"
     source.write_bytes(b"hello")
-    with pytest.warns(UnverifiedDownloadWarning, match="not verified"):
-        path = _fetch(source.as_uri(), "data.txt", None, tmp_path / "home")
+    with pytest.raises(OSError, match="allow_unverified=True"):
+        _fetch(source.as_uri(), "data.txt", None, tmp_path / "home")
+    assert not (tmp_path / "home" / "data.txt").exists()
+    with pytest.warns(UnverifiedDownloadWarning, match=hashlib.sha256(b"hello").hexdigest()):
+        path = _fetch(source.as_uri(), "data.txt", None, tmp_path / "home", allow_unverified=True)
     assert path.read_bytes() == b"hello"
 
 

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
+import stat
 import tempfile
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,17 +29,35 @@ __all__ = ["clear_data_home", "get_data_home"]
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+# Downloads: seconds a connection may stay silent, attempts on a network error, and the pause
+# before the second attempt (doubled before each later one).
+_TIMEOUT = 60.0
+_ATTEMPTS = 3
+_BACKOFF = 2.0
+_SCHEMES = ("https", "file")
+# Zip extraction limits, generous for the real archives (ml-20m: about 0.9 GB uncompressed).
+_MAX_EXTRACTED_BYTES = 8 << 30
+_MAX_MEMBERS = 100_000
+# The file that marks a data home as created by skcfae, so clear_data_home may delete it.
+_MARKER = ".skcfae-data-home"
 
 
 class UnverifiedDownloadWarning(SkcfaeWarning):
-    """A downloaded archive could not be checked: no published digest is known for it."""
+    """An archive was accepted unchecked (``allow_unverified=True``): no digest is known."""
+
+
+def _data_home_path(data_home: str | os.PathLike[str] | None) -> Path:
+    if data_home is None:
+        data_home = os.environ.get("SKCFAE_DATA", Path("~") / "skcfae_data")
+    return Path(data_home).expanduser()
 
 
 def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
     """Return the folder where skcfae keeps downloaded data sets, creating it if missing.
 
     Like :func:`sklearn.datasets.get_data_home`: ``data_home`` if given, else the environment
-    variable ``SKCFAE_DATA``, else ``~/skcfae_data``.
+    variable ``SKCFAE_DATA``, else ``~/skcfae_data``. A folder created here gets a
+    ``.skcfae-data-home`` marker file, which lets :func:`clear_data_home` delete it.
 
     Parameters
     ----------
@@ -46,26 +69,54 @@ def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
     data_home : pathlib.Path
         The folder, which exists on return.
     """
-    if data_home is None:
-        data_home = os.environ.get("SKCFAE_DATA", Path("~") / "skcfae_data")
-    path = Path(data_home).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    path = _data_home_path(data_home)
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        if not path.is_dir():
+            raise
+    else:
+        (path / _MARKER).write_text(
+            "Created by skcfae as its data home; skcfae.datasets.clear_data_home() deletes "
+            "this folder and everything in it.\n"
+        )
     return path
 
 
 def clear_data_home(data_home: str | os.PathLike[str] | None = None) -> None:
-    """Delete every file and folder in the data home.
+    """Delete the data home and everything in it, if skcfae created it.
+
+    Only a folder holding the ``.skcfae-data-home`` marker that :func:`get_data_home` writes
+    when it creates the folder is deleted; an absent folder is left absent.
+
+    .. versionchanged:: 0.1
+        Refuses a folder without the marker instead of deleting it.
 
     Parameters
     ----------
     data_home : str or path-like, default=None
-        The folder to clear; resolved as in :func:`get_data_home`.
+        The folder to delete; resolved as in :func:`get_data_home`.
+
+    Raises
+    ------
+    ValueError
+        If the folder exists but has no marker: skcfae did not create it (or an older
+        version did), so it may hold other files. Delete it yourself.
     """
-    shutil.rmtree(get_data_home(data_home))
+    path = _data_home_path(data_home)
+    if not path.exists():
+        return
+    if not (path / _MARKER).is_file():
+        raise ValueError(
+            f"Refusing to delete {path}: it has no {_MARKER} file, so skcfae did not create "
+            "it as its data home and it may hold other files. Delete it yourself if it only "
+            "holds skcfae data."
+        )
+    shutil.rmtree(path)
 
 
 def _file_digests(path: Path) -> dict[str, str]:
-    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
             sha256.update(chunk)
@@ -74,7 +125,11 @@ def _file_digests(path: Path) -> dict[str, str]:
 
 
 def _verify(path: Path, *, sha256: str | None, md5: str | None, url: str) -> None:
-    """Raise ``OSError`` (after deleting ``path``) when a known digest does not match."""
+    """Raise ``OSError`` (after deleting ``path``) when a known digest does not match.
+
+    With neither digest known (the caller passed ``allow_unverified=True``), warn with an
+    :class:`UnverifiedDownloadWarning` that gives the file's sha256.
+    """
     got = _file_digests(path)
     for name, expected in (("sha256", sha256), ("md5", md5)):
         if expected is not None and got[name] != expected.lower():
@@ -86,11 +141,109 @@ def _verify(path: Path, *, sha256: str | None, md5: str | None, url: str) -> Non
             )
     if sha256 is None and md5 is None:
         warnings.warn(
-            f"No published checksum is known for {url}; the download was not verified "
-            f"(its sha256 is {got['sha256']}).",
+            f"No published checksum is known for {url}; the file was used unverified "
+            f"(allow_unverified=True). Its sha256 is {got['sha256']}.",
             UnverifiedDownloadWarning,
             stacklevel=3,
         )
+
+
+def _check_url(url: str) -> None:
+    """Raise ``ValueError`` unless ``url`` is ``https://`` (or ``file://``, a local mirror)."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if scheme not in _SCHEMES:
+        raise ValueError(
+            f"Refusing to download {url}: only https:// URLs (or file:// for a local mirror) "
+            f"are allowed, got {scheme or 'no'} scheme. Plain http can be altered in transit; "
+            "download the file by hand over https, extract it and pass path= to the loader."
+        )
+
+
+def _download(url: str, out: Path) -> None:
+    """Write the bytes of ``url`` to ``out``, retrying network errors with a backoff.
+
+    Each attempt times out after ``_TIMEOUT`` seconds without data; connection errors,
+    timeouts and http 5xx answers are retried up to ``_ATTEMPTS`` attempts in all, waiting
+    ``_BACKOFF`` seconds, then twice as long, and so on. Other http errors are not retried.
+    """
+    _check_url(url)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with open(out, "wb") as f, urllib.request.urlopen(url, timeout=_TIMEOUT) as response:  # noqa: S310
+                _check_url(getattr(response, "url", None) or url)  # a redirect may leave https
+                shutil.copyfileobj(response, f, _CHUNK)
+            return
+        except (
+            urllib.error.URLError,
+            TimeoutError,
+            ConnectionError,
+            http.client.IncompleteRead,
+        ) as exc:
+            retry = not isinstance(exc, urllib.error.HTTPError) or exc.code >= 500
+            if not retry or attempt == _ATTEMPTS:
+                tries = f"{attempt} attempt{'s' if attempt > 1 else ''}"
+                raise OSError(
+                    f"Could not download {url} ({tries}, timeout {_TIMEOUT:g} s): {exc}. "
+                    "Retry later, or download the archive by hand, extract it and pass the "
+                    "folder as path= to the loader."
+                ) from exc
+            pause = _BACKOFF * 2 ** (attempt - 1)
+            logger.info("download of %s failed (%s); retrying in %g s", url, exc, pause)
+            time.sleep(pause)
+
+
+def _check_members(archive: zipfile.ZipFile, path: Path) -> None:
+    """Raise ``OSError`` when a zip member could land outside the extraction folder.
+
+    Refuses absolute names, drive letters, ``..`` components and symbolic links, and archives
+    of more than ``_MAX_MEMBERS`` members or ``_MAX_EXTRACTED_BYTES`` bytes uncompressed
+    (the declared sizes, which :mod:`zipfile` does not read past).
+    """
+    members = archive.infolist()
+    if len(members) > _MAX_MEMBERS:
+        raise OSError(
+            f"{path} holds {len(members):,} members, more than the {_MAX_MEMBERS:,} allowed; "
+            "it was not extracted. Is it the official archive?"
+        )
+    total = 0
+    for info in members:
+        name = info.filename.replace("\\", "/")
+        if name.startswith("/") or ".." in name.split("/") or PureWindowsPath(name).drive:
+            raise OSError(
+                f"{path} holds the unsafe member {info.filename!r} (an absolute path or a '..' "
+                "component); it was not extracted. Is it the official archive?"
+            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise OSError(
+                f"{path} holds the symbolic link {info.filename!r}; it was not extracted. "
+                "Is it the official archive?"
+            )
+        total += info.file_size
+    if total > _MAX_EXTRACTED_BYTES:
+        raise OSError(
+            f"{path} would extract to {total:,} bytes, more than the {_MAX_EXTRACTED_BYTES:,} "
+            "allowed; it was not extracted. Is it the official archive?"
+        )
+
+
+def _extract(path: Path, folder: Path) -> None:
+    """Extract the zip ``path`` into ``folder``, replacing it only once extraction succeeded.
+
+    The members are checked (:func:`_check_members`), written to a temporary folder next to
+    ``folder`` and renamed into place, so an interrupted extraction leaves no partial folder.
+    """
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".part"))
+    old = tmp.with_suffix(".old")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            _check_members(archive, path)
+            archive.extractall(tmp)
+        if folder.exists():
+            folder.rename(old)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fetch(
@@ -101,17 +254,20 @@ def _fetch(
     *,
     md5: str | None = None,
     extract_to: str | None = None,
+    allow_unverified: bool = False,
 ) -> Path:
     """Download ``url`` into the data home as ``filename``, verify it, then extract zips.
 
     The bytes go to a temporary file in the data home first and are renamed only once every
-    known digest matches; a mismatch deletes them and raises ``OSError`` naming both digests.
-    With no digest at all, an :class:`UnverifiedDownloadWarning` is emitted instead.
+    known digest matches; a mismatch deletes them and raises ``OSError`` naming both digests
+    (never retried). With no digest at all, nothing is downloaded or extracted unless
+    ``allow_unverified`` is True, which emits an :class:`UnverifiedDownloadWarning` instead.
 
     Parameters
     ----------
     url : str
-        What to download (``https://``, ``http://`` or ``file://``).
+        What to download: ``https://``, or ``file://`` for a local mirror. Other schemes
+        raise ``ValueError``.
     filename : str
         Name of the archive inside the data home.
     sha256, md5 : str or None
@@ -120,22 +276,38 @@ def _fetch(
         See :func:`get_data_home`.
     extract_to : str, default=None
         For a ``.zip``, the folder (inside the data home) to extract into; default: the
-        archive name without ``.zip``.
+        archive name without ``.zip``. An existing folder is replaced.
+    allow_unverified : bool, default=False
+        Accept an archive for which neither digest is known; else raise ``OSError``.
 
     Returns
     -------
     path : pathlib.Path
         The extraction folder for a zip, else the downloaded file.
     """
+    _check_url(url)
     home = get_data_home(data_home)
     target = home / filename
+    if sha256 is None and md5 is None and not allow_unverified:
+        local = (
+            f" The copy already in the data home, {target}, has sha256 "
+            f"{_file_digests(target)['sha256']}."
+            if target.is_file()
+            else ""
+        )
+        raise OSError(
+            f"No published checksum is known for {url}, so it is not downloaded or extracted "
+            f"unverified.{local} Pass allow_unverified=True to accept it anyway (a warning "
+            "then gives its sha256), or download it by hand, check it, extract it and pass "
+            "the folder as path= to the loader."
+        )
     if not target.exists():
         logger.info("downloading %s to %s", url, target)
         fd, tmp_name = tempfile.mkstemp(dir=home, prefix=f".{filename}.", suffix=".part")
+        os.close(fd)
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url) as response:  # noqa: S310
-                shutil.copyfileobj(response, out, _CHUNK)
+            _download(url, tmp)
             _verify(tmp, sha256=sha256, md5=md5, url=url)
             os.replace(tmp, target)
         finally:
@@ -145,8 +317,7 @@ def _fetch(
     if not filename.endswith(".zip"):
         return target
     folder = home / (extract_to or filename[: -len(".zip")])
-    with zipfile.ZipFile(target) as archive:
-        archive.extractall(folder)
+    _extract(target, folder)
     return folder
 
 
@@ -183,10 +354,12 @@ def _resolve(
     path: str | os.PathLike[str] | None,
     data_home: str | os.PathLike[str] | None,
     download: bool,
+    allow_unverified: bool = False,
 ) -> Path:
     """Return the folder holding ``marker``: ``path`` if given, else the data home copy.
 
-    Downloads (and verifies) the archive when the data home lacks it and ``download`` is True.
+    Downloads (and verifies) the archive when the data home lacks it and ``download`` is True;
+    ``allow_unverified`` is passed to :func:`_fetch`.
     """
     if path is not None:
         folder = Path(path).expanduser()
@@ -206,7 +379,15 @@ def _resolve(
                 f"{key} is not in the data home {home}; pass download=True to fetch "
                 f"{remote.url}, or path= to read a local copy."
             )
-        _fetch(remote.url, remote.filename, remote.sha256, home, md5=remote.md5, extract_to=key)
+        _fetch(
+            remote.url,
+            remote.filename,
+            remote.sha256,
+            home,
+            md5=remote.md5,
+            extract_to=key,
+            allow_unverified=allow_unverified,
+        )
         hit = _find(folder, marker)
         if hit is None:
             raise OSError(f"{remote.filename} did not contain any of {list(marker)}.")

@@ -16,7 +16,7 @@ __all__ = ["load_delicious", "load_lastfm"]
 _HETREC = "https://files.grouplens.org/datasets/hetrec2011/"
 # md5 of hetrec2011-lastfm-2k.zip: sisinflab/DataRec, datarec/datasets/lastfm/lastfm_2011.py
 # (CHECKSUM, checked with md5). No published sha256 was found for it, and no digest at all for
-# hetrec2011-delicious-2k.zip: that download is unverified and warns.
+# hetrec2011-delicious-2k.zip: that download needs allow_unverified=True.
 _LASTFM = _Remote(_HETREC + "hetrec2011-lastfm-2k.zip", md5="296d61afe4e8632b173fc2dd3be20ce2")
 _DELICIOUS = _Remote(_HETREC + "hetrec2011-delicious-2k.zip")
 
@@ -130,12 +130,13 @@ def _tag_assignments(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return table[:, 0], table[:, 1], seconds.astype(np.float64)
 
 
-@validate_params(_PARAMS, prefer_skip_nested_validation=True)
+@validate_params({**_PARAMS, "allow_unverified": ["boolean"]}, prefer_skip_nested_validation=True)
 def load_delicious(
     *,
     path: str | os.PathLike[str] | None = None,
     data_home: str | os.PathLike[str] | None = None,
     download: bool = True,
+    allow_unverified: bool = False,
 ) -> Bunch:
     """Load HetRec 2011 Delicious 2k as an implicit users x bookmarks matrix.
 
@@ -143,7 +144,7 @@ def load_delicious(
     (``user_taggedbookmarks-timestamps.dat``, else ``user_taggedbookmarks.dat``). Reads
     ``path`` when given, else the data home, downloading ``hetrec2011-delicious-2k.zip``
     when missing and ``download`` is True. No published checksum is known for that archive,
-    so the download warns that it is unverified.
+    so it is downloaded and extracted only with ``allow_unverified=True``.
 
     Parameters
     ----------
@@ -153,6 +154,13 @@ def load_delicious(
         See :func:`get_data_home`.
     download : bool, default=True
         Download the archive when the data home lacks it; else raise ``OSError``.
+    allow_unverified : bool, default=False
+        Download and extract the archive although no digest can check it, with an
+        ``UnverifiedDownloadWarning`` that gives its sha256; else raise ``OSError``
+        (which gives the sha256 of a copy already in the data home). Not needed with
+        ``path=``.
+
+        .. versionadded:: 0.1
 
     Returns
     -------
@@ -178,6 +186,7 @@ def load_delicious(
         path=path,
         data_home=data_home,
         download=download,
+        allow_unverified=allow_unverified,
     )
     users, bookmarks, seconds = _tag_assignments(folder)
     data, times, user_ids, item_ids = _interactions(

@@ -14,9 +14,13 @@ from ._base import _descr, _interactions, _parse_numbers, _Remote, _resolve, _to
 
 __all__ = ["load_msd", "load_netflix"]
 
-# No published sha256 or md5 of train_triplets.txt.zip was found: the download warns that it
-# is unverified.
-_MSD = _Remote("http://millionsongdataset.com/sites/default/files/challenge/train_triplets.txt.zip")
+# The same file on the same host over https, as public code fetches other files of this
+# /sites/default/files/ tree (not checked from here: no network); plain http is refused. If the
+# host stops serving https, download by hand and pass path=. No published sha256 or md5 of
+# train_triplets.txt.zip was found: the download needs allow_unverified=True.
+_MSD = _Remote(
+    "https://millionsongdataset.com/sites/default/files/challenge/train_triplets.txt.zip"
+)
 
 
 def _merge_codes(
@@ -67,6 +71,7 @@ def _read_triplets(path: Path, chunk_bytes: int = 1 << 26) -> tuple[np.ndarray, 
         "path": [str, os.PathLike, None],
         "data_home": [str, os.PathLike, None],
         "download": ["boolean"],
+        "allow_unverified": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
@@ -75,14 +80,15 @@ def load_msd(
     path: str | os.PathLike[str] | None = None,
     data_home: str | os.PathLike[str] | None = None,
     download: bool = True,
+    allow_unverified: bool = False,
 ) -> Bunch:
     """Load the Million Song Dataset Echo Nest taste profile as a users x songs matrix.
 
     Reads ``train_triplets.txt`` (``user<TAB>song<TAB>play count``; about 48 million lines)
     from ``path`` when given, else from the data home, downloading
-    ``train_triplets.txt.zip`` when missing and ``download`` is True. No published checksum
-    is known for that archive, so the download warns that it is unverified. Loading needs
-    several GiB of memory.
+    ``train_triplets.txt.zip`` (over https) when missing and ``download`` is True. No
+    published checksum is known for that archive, so it is downloaded and extracted only
+    with ``allow_unverified=True``. Loading needs several GiB of memory.
 
     Parameters
     ----------
@@ -92,6 +98,13 @@ def load_msd(
         See :func:`get_data_home`.
     download : bool, default=True
         Download the archive when the data home lacks it; else raise ``OSError``.
+    allow_unverified : bool, default=False
+        Download and extract the archive although no digest can check it, with an
+        ``UnverifiedDownloadWarning`` that gives its sha256; else raise ``OSError``
+        (which gives the sha256 of a copy already in the data home). Not needed with
+        ``path=``.
+
+        .. versionadded:: 0.1
 
     Returns
     -------
@@ -112,6 +125,7 @@ def load_msd(
         path=path,
         data_home=data_home,
         download=download,
+        allow_unverified=allow_unverified,
     )
     user_ids, rows, item_ids, cols, counts = _read_triplets(folder / "train_triplets.txt")
     data, _ = _to_csr(rows, cols, counts, (user_ids.size, item_ids.size))
@@ -122,7 +136,7 @@ def load_msd(
     )
     licence = (
         "The Echo Nest / LabROSA Million Song Dataset challenge data, for research use; see "
-        "http://millionsongdataset.com. Cite T. Bertin-Mahieux et al., The Million Song "
+        "https://millionsongdataset.com. Cite T. Bertin-Mahieux et al., The Million Song "
         "Dataset, ISMIR 2011, and B. McFee et al., The Million Song Dataset Challenge, WWW 2012."
     )
     return Bunch(
