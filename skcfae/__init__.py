@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._persist import load as load
+from ._persist import save as save
 from .base import RecommenderMixin as RecommenderMixin
 from .base import recommend as recommend
 
@@ -30,7 +32,7 @@ _LAZY = {
     "SparseWideDAE": "skcfae.models._swdae",
 }
 
-__all__ = sorted(["RecommenderMixin", "__version__", "recommend", *_LAZY])
+__all__ = sorted(["RecommenderMixin", "__version__", "load", "recommend", "save", *_LAZY])
 
 
 def __getattr__(name: str) -> Any:
