@@ -2,6 +2,7 @@
 
 import pickle
 import subprocess
+import warnings
 import sys
 
 import numpy as np
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from skcfae import MultDAE, MultVAE
-from skcfae.exceptions import DeviceWarning
+from skcfae.exceptions import ConvergenceWarning, DeviceWarning
 from skcfae.nn import (
     Phase,
     Plan,
@@ -251,6 +252,36 @@ def test_early_stopping_stops(planted):
     ).fit(X_train)
     assert len(model.history_) < 200
     assert len(model.history_) - model.best_epoch_ == 2
+
+
+def _scripted_plan(scores, epochs, patience):
+    X = _binary()
+    plan = Plan(
+        _config(epochs=epochs, n_iter_no_change=patience),
+        [Phase("train", _small_ae(), user_rows(X, torch.device("cpu")), _vae_loss)],
+        Validation("ndcg", lambda m: next(scores)),
+    )
+    return plan
+
+
+@pytest.mark.parametrize(
+    "scores, patience, warns",
+    [
+        ([0.1, 0.2, 0.3, 0.4], None, True),  # the last epoch is the best
+        ([0.1, 0.4, 0.3, 0.2], None, False),
+        ([0.1, 0.4, 0.3, 0.2], 3, True),  # patience left: it might still have improved
+        ([0.4, 0.3, 0.2, 0.1], 3, False),  # stopped early: converged
+    ],
+)
+def test_convergence_warning_when_validation_still_improves(scores, patience, warns):
+    plan = _scripted_plan(iter(scores), 4, patience)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(plan)
+    found = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert bool(found) == warns
+    if warns:
+        assert "still improving" in str(found[0].message)
 
 
 def test_validation_errors(planted):

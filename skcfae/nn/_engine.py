@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
@@ -322,10 +324,24 @@ def fit_loop(
             logger.debug("early stop after epoch %d (best %.4f)", epoch, sign * best_score)
             break
     bar.close()
+    if validation is not None and len(history) == epochs and best_epoch is not None:
+        _warn_if_improving(desc, validation.key, epochs, best_epoch, config.n_iter_no_change)
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
     return history, best_epoch
+
+
+def _warn_if_improving(desc: str, key: str, epochs: int, best: int, patience: int | None) -> None:
+    """ConvergenceWarning when a validated phase ran all its epochs while still improving: its
+    patience never ran out (without patience: the last epoch was the best)."""
+    if epochs - best < (patience or 1):
+        warnings.warn(
+            f"{desc}: {key} was still improving when training reached its {epochs} epochs "
+            f"(best epoch {best}); raise epochs or learning_rate for a better model.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
 
 
 def train(plan: Plan) -> TrainResult:
