@@ -22,6 +22,7 @@ _LAZY = {
     "BiasedMF": "skcfae.models._biasedmf",
     "CFN": "skcfae.models._cfn",
     "DeepRec": "skcfae.models._deeprec",
+    "EALS": "skcfae.models._eals",
     "EASE": "skcfae.models._ease",
     "FCDAE": "skcfae.models._fcdae",
     "ItemGrouper": "skcfae.grouping",
@@ -30,6 +31,7 @@ _LAZY = {
     "NCAE": "skcfae.models._ncae",
     "Popularity": "skcfae.models._popularity",
     "SparseWideDAE": "skcfae.models._swdae",
+    "WMF": "skcfae.models._wmf",
 }
 
 __all__ = sorted(["RecommenderMixin", "__version__", "load", "recommend", "save", *_LAZY])

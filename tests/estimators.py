@@ -18,6 +18,7 @@ TINY = {
     "BiasedMF": dict(n_components=2, epochs=3, random_state=0),
     "CFN": dict(**_TINY_NN),
     "DeepRec": dict(n_components=4, hidden_layer_sizes=(4,), **_TINY_NN),
+    "EALS": dict(n_components=2, epochs=3, random_state=0),
     "EASE": dict(lam=10.0),
     "FCDAE": dict(K=4, **_TINY_NN),
     "ItemGrouper": dict(K=2, R=1, random_state=0),  # F="auto": min(50, K) = 2
@@ -26,6 +27,7 @@ TINY = {
     "NCAE": dict(hidden_layer_sizes=(4, 4), pretrain_epochs=1, **_TINY_NN),
     "Popularity": dict(),
     "SparseWideDAE": dict(K=2, R=1, F=2, **_TINY_NN),
+    "WMF": dict(n_components=2, epochs=3, device="cpu", random_state=0),
 }
 
 CONTRACT = {
@@ -34,6 +36,7 @@ CONTRACT = {
     "BiasedMF": dict(n_components=3, learning_rate=0.01, epochs=40, random_state=0),
     "CFN": dict(hidden_ratios=(0.2,), **{**_FAST_NN, "batch_size": 4, "learning_rate": 0.05}),
     "DeepRec": dict(n_components=128, hidden_layer_sizes=(32,), **{**_FAST_NN, "batch_size": 16}),
+    "EALS": dict(n_components=16, c0=50.0, epochs=20, random_state=0),
     "EASE": dict(lam=20.0),
     "FCDAE": dict(K=30, **{**_FAST_NN, "epochs": 60}),
     "ItemGrouper": dict(K=15, R=2, F=15, random_state=0),
@@ -42,6 +45,7 @@ CONTRACT = {
     "NCAE": dict(hidden_layer_sizes=(32, 32), pretrain_epochs=3, **{**_FAST_NN, "batch_size": 32}),
     "Popularity": dict(),
     "SparseWideDAE": dict(K=60, R=6, F=15, **_FAST_NN),
+    "WMF": dict(n_components=16, alpha=4.0, epochs=10, device="cpu", random_state=0),
 }
 
 
