@@ -284,6 +284,44 @@ def test_convergence_warning_when_validation_still_improves(scores, patience, wa
         assert "still improving" in str(found[0].message)
 
 
+def _few_long_rows(n_long, n_short=40, n_items=30):
+    """``n_long`` users with 10 interactions and ``n_short`` with 2."""
+    rows = [np.arange(i % 20, i % 20 + 10) for i in range(n_long)]
+    rows += [np.array([i % n_items, (i + 1) % n_items]) for i in range(n_short)]
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    data = np.ones(indptr[-1], dtype=np.float32)
+    return sp.csr_array((data, np.concatenate(rows), indptr), shape=(len(rows), n_items))
+
+
+def test_early_stopping_auto_needs_ten_validation_users():
+    """"auto" validates when validation_fraction of the users, drawn among those with at least
+    5 interactions, gives 10 or more; else it trains on every user without validation."""
+    kw = dict(n_components=4, epochs=2, validation_fraction=0.1, random_state=0, device="cpu")
+    on = MultDAE(early_stopping="auto", **kw).fit(_few_long_rows(100, n_short=0))
+    assert hasattr(on, "best_epoch_") and "valid_ndcg" in on.history_[0]
+    # 140 users -> 14 validation users wanted, but only 9 have 5 interactions
+    off = MultDAE(early_stopping="auto", **kw).fit(_few_long_rows(9, n_short=131))
+    assert not hasattr(off, "best_epoch_") and "valid_ndcg" not in off.history_[0]
+    with pytest.raises(ValueError, match="early_stopping=False"):
+        MultDAE(early_stopping=True, **kw).fit(_few_long_rows(0, n_short=50))
+
+
+def test_validation_users_are_drawn_among_users_with_five_interactions(monkeypatch):
+    from skcfae import model_selection
+
+    seen = {}
+    real = model_selection.fold_in_split
+
+    def spy(X, **kw):
+        seen["rows"] = np.diff(X.indptr)
+        return real(X, **kw)
+
+    monkeypatch.setattr(model_selection, "fold_in_split", spy)
+    X = _few_long_rows(30, n_short=170)  # 20 validation users wanted, 30 eligible
+    MultDAE(n_components=4, epochs=1, early_stopping=True, random_state=0, device="cpu").fit(X)
+    assert seen["rows"].size == 20 and np.all(seen["rows"] >= 5)
+
+
 def test_validation_errors(planted):
     X_train, fold_in, holdout = planted
     with pytest.raises(ValueError, match="fold_in, holdout"):

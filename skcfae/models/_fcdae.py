@@ -63,12 +63,19 @@ class FCDAE(_WideDAE):
         Add to every epoch of ``history_`` the spectral norm and stable rank of each weight
         matrix and the generalization-bound quantity of §5.5 (Figure 4).
     epochs : int or "auto", default="auto"
-        Training epochs. "auto" is the paper's 100, or more on small data: at least 3,000
-        Adam updates, i.e. ``max(100, ceil(3000 / ceil(n_users / batch_size)))`` (see Notes).
-    batch_size : int, default=500
-    learning_rate : float, default=1e-3
-        Adam's learning rate (§4.3).
-    early_stopping : bool, default=False
+        Most training epochs. "auto" is the paper's 100, or more on small data: at least
+        3,000 Adam updates, ``max(100, ceil(3000 / ceil(n_users / batch_size)))``. With early
+        stopping this is a cap, rarely reached (see :class:`SparseWideDAE`).
+    batch_size : int, default=128
+        Users per Adam update (the paper: 500; see :class:`SparseWideDAE`).
+    learning_rate : float, default=1e-2
+        Adam's learning rate (the paper: 1e-3; see :class:`SparseWideDAE`).
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the training users (drawn among those with at
+        least 5 interactions, each split 80/20 into fold-in and hold-out items), score every
+        epoch by their NDCG@100, keep the best epoch and stop after ``n_iter_no_change``
+        epochs without improvement. "auto" does so when that gives at least 10 validation
+        users, else trains every epoch on all users. Ignored when ``fit`` gets ``X_valid``.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
     device : str, default="auto"
@@ -112,9 +119,9 @@ class FCDAE(_WideDAE):
         l2_reg: float = 0.0,
         record_diagnostics: bool = False,
         epochs: int | str = "auto",
-        batch_size: int = 500,
-        learning_rate: float = 1e-3,
-        early_stopping: bool = False,
+        batch_size: int = 128,
+        learning_rate: float = 1e-2,
+        early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
         device: str = "auto",

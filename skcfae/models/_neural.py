@@ -20,7 +20,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from torch import Tensor, nn
 
-from .._compat import Interval, _fit_context
+from .._compat import Interval, StrOptions, _fit_context
 from .._ranking import iter_row_batches, ndcg_from_topk, topk_masked
 from .._typing import InteractionMatrix
 from ..base import RecommenderMixin
@@ -45,7 +45,7 @@ NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
     "epochs": [Interval(Integral, 1, None, closed="left")],
     "batch_size": [Interval(Integral, 1, None, closed="left")],
     "learning_rate": [Interval(Real, 0, None, closed="neither")],
-    "early_stopping": ["boolean"],
+    "early_stopping": ["boolean", StrOptions({"auto"})],
     "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
     "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
     "device": [str],
@@ -54,6 +54,10 @@ NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
 }
 
 VALID_K = 100
+#: Validation users need this many interactions to be split 80/20 (``fold_in_split``).
+_MIN_VALID_INTERACTIONS = 5
+#: ``early_stopping="auto"`` validates only with at least this many validation users.
+_MIN_AUTO_VALID_USERS = 10
 
 
 class NeuralRecommender(RecommenderMixin, BaseEstimator):
@@ -78,7 +82,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         epochs: int | str,
         batch_size: int,
         learning_rate: float,
-        early_stopping: bool,
+        early_stopping: bool | str,
         validation_fraction: float,
         n_iter_no_change: int | None,
         device: str,
@@ -226,17 +230,21 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
                 )
                 fold_in, holdout = model_selection.fold_in_split(X_valid, random_state=rng)
             return X, (fold_in, holdout)
-        n_valid = int(round(self.validation_fraction * X.shape[0]))
+        eligible = np.flatnonzero(np.diff(X.indptr) >= _MIN_VALID_INTERACTIONS)
+        n_valid = min(int(round(self.validation_fraction * X.shape[0])), eligible.size)
+        if self.early_stopping == "auto" and n_valid < _MIN_AUTO_VALID_USERS:
+            return X, None
         if n_valid < 1 or n_valid >= X.shape[0]:
             raise ValueError(
                 f"{name}.fit: validation_fraction={self.validation_fraction} of {X.shape[0]} "
-                "users leaves no training or no validation user; pass more users or change it."
+                f"users ({eligible.size} with at least {_MIN_VALID_INTERACTIONS} interactions) "
+                "leaves no training or no validation user; pass more users, change it or set "
+                "early_stopping=False."
             )
-        perm = rng.permutation(X.shape[0])
-        fold_in, holdout = model_selection.fold_in_split(
-            X[np.sort(perm[:n_valid])], random_state=rng
-        )
-        return X[np.sort(perm[n_valid:])], (fold_in, holdout)
+        valid = np.zeros(X.shape[0], dtype=bool)
+        valid[rng.choice(eligible, n_valid, replace=False)] = True
+        fold_in, holdout = model_selection.fold_in_split(X[valid], random_state=rng)
+        return X[~valid], (fold_in, holdout)
 
     def _validation(self, fold_in: sp.csr_array, holdout: sp.csr_array) -> Validation:
         """NDCG@100 of the held-out items of the validation users, from their fold-in items."""
