@@ -19,6 +19,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "ALSWR": "skcfae.models._alswr",
     "AutoRec": "skcfae.models._autorec",
+    "BPR": "skcfae.models._bpr",
     "BiasedMF": "skcfae.models._biasedmf",
     "CFN": "skcfae.models._cfn",
     "DeepRec": "skcfae.models._deeprec",
@@ -30,6 +31,7 @@ _LAZY = {
     "MultVAE": "skcfae.models._multvae",
     "NCAE": "skcfae.models._ncae",
     "Popularity": "skcfae.models._popularity",
+    "SLIM": "skcfae.models._slim",
     "SparseWideDAE": "skcfae.models._swdae",
     "WMF": "skcfae.models._wmf",
 }

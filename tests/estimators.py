@@ -15,6 +15,7 @@ _FAST_NN = dict(epochs=30, batch_size=100, learning_rate=1e-2, random_state=0, d
 TINY = {
     "ALSWR": dict(n_components=2, epochs=3, random_state=0),
     "AutoRec": dict(n_components=4, **_TINY_NN),
+    "BPR": dict(n_components=2, epochs=2, fold_in_epochs=2, random_state=0),
     "BiasedMF": dict(n_components=2, epochs=3, random_state=0),
     "CFN": dict(**_TINY_NN),
     "DeepRec": dict(n_components=4, hidden_layer_sizes=(4,), **_TINY_NN),
@@ -26,6 +27,7 @@ TINY = {
     "MultVAE": dict(n_components=4, hidden_layer_sizes=(8,), **_TINY_NN),
     "NCAE": dict(hidden_layer_sizes=(4, 4), pretrain_epochs=1, **_TINY_NN),
     "Popularity": dict(),
+    "SLIM": dict(l1_reg=0.5, l2_reg=0.5),
     "SparseWideDAE": dict(K=2, R=1, F=2, **_TINY_NN),
     "WMF": dict(n_components=2, epochs=3, device="cpu", random_state=0),
 }
@@ -33,6 +35,7 @@ TINY = {
 CONTRACT = {
     "ALSWR": dict(n_components=3, l2_reg=0.1, epochs=10, random_state=0),
     "AutoRec": dict(n_components=32, l2_reg=1e-3, **{**_FAST_NN, "epochs": 60, "batch_size": 32}),
+    "BPR": dict(n_components=16, learning_rate=0.05, epochs=30, random_state=0),
     "BiasedMF": dict(n_components=3, learning_rate=0.01, epochs=40, random_state=0),
     "CFN": dict(hidden_ratios=(0.2,), **{**_FAST_NN, "batch_size": 4, "learning_rate": 0.05}),
     "DeepRec": dict(n_components=128, hidden_layer_sizes=(32,), **{**_FAST_NN, "batch_size": 16}),
@@ -44,6 +47,7 @@ CONTRACT = {
     "MultVAE": dict(n_components=16, hidden_layer_sizes=(64,), total_anneal_steps=200, **_FAST_NN),
     "NCAE": dict(hidden_layer_sizes=(32, 32), pretrain_epochs=3, **{**_FAST_NN, "batch_size": 32}),
     "Popularity": dict(),
+    "SLIM": dict(),
     "SparseWideDAE": dict(K=60, R=6, F=15, **_FAST_NN),
     "WMF": dict(n_components=16, alpha=4.0, epochs=10, device="cpu", random_state=0),
 }
