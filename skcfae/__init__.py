@@ -21,6 +21,7 @@ _LAZY = {
     "AutoRec": "skcfae.models._autorec",
     "BPR": "skcfae.models._bpr",
     "BiasedMF": "skcfae.models._biasedmf",
+    "CDAE": "skcfae.models._cdae",
     "CFN": "skcfae.models._cfn",
     "DeepRec": "skcfae.models._deeprec",
     "EALS": "skcfae.models._eals",
