@@ -153,6 +153,7 @@ def check_interactions(
     name = input_name
     if X is None:
         raise TypeError(f"{caller} expected a users x items matrix, got None.")
+    _check_not_long_format(X, caller)
     if isinstance(X, RatingEntries):
         if implicit:
             raise TypeError(
@@ -213,6 +214,59 @@ def check_interactions(
             f"{caller}: {n_empty} users have no interactions; remove empty rows first."
         )
     return X
+
+
+def _check_not_long_format(X: Any, caller: str) -> None:
+    """Raise a ``ValueError`` naming ``InteractionEncoder`` when X is a pandas DataFrame that
+    looks like a long table of interactions (one row per user and item) rather than a users x
+    items matrix: 2 to 4 columns named like ids, ratings or times, or, unnamed, many more rows
+    than columns with the first two holding ids (strings, or integers with 10 or more distinct
+    values and mostly nonzero, which a column of a users x items matrix rarely is)."""
+    if not type(X).__module__.startswith("pandas") or not hasattr(X, "columns"):
+        return
+    n_rows, n_cols = X.shape
+    if not 2 <= n_cols <= 4:
+        return
+    norm = ["".join(ch for ch in str(c).lower() if ch.isalnum()) for c in X.columns]
+    stems = ("user", "item", "movie", "product", "song", "track", "artist", "book", "customer")
+    ids = [
+        j
+        for j, c in enumerate(norm)
+        if any(c in {s, s + "s", s + "id", s + "ids", s + "ix", s + "idx"} for s in stems)
+        or c in {"uid", "iid", "sessionid", "visitorid", "articleid"}
+    ]
+    values = {"rating", "ratings", "score", "value", "count", "weight", "plays", "playcount"}
+    times = {"timestamp", "timestamps", "time", "date", "datetime", "ts", "unixtime"}
+    n_named = sum(c in values | times for c in norm)
+
+    def id_like(j: int) -> bool:
+        col = X.iloc[:, j].to_numpy()
+        if col.dtype.kind == "O":
+            return col.size > 0 and isinstance(col[0], str)
+        return (
+            col.dtype.kind in "iu"
+            and np.count_nonzero(col) > 0.5 * col.size
+            and np.unique(col).size >= 10
+        )
+
+    if len(ids) >= 2 or (len(ids) == 1 and n_named >= 1):
+        others = [j for j in range(n_cols) if j not in ids and norm[j] not in values | times]
+        user, item = (ids + others + [j for j in range(n_cols) if j not in ids + others])[:2]
+    elif n_rows >= 10 * n_cols and id_like(0) and id_like(1):
+        user, item = 0, 1
+    else:
+        return
+    cols = list(X.columns)
+    raise ValueError(
+        f"{caller} got a pandas DataFrame of shape {X.shape} with columns {cols}: a long table "
+        "of interactions (one row per user and item), not a users x items matrix, whose "
+        f"{n_cols} columns would be read as {n_cols} items. Build the matrix and its id maps "
+        "with skcfae.preprocessing.InteractionEncoder:\n"
+        f"    X = InteractionEncoder({cols[user]!r}, item_col={cols[item]!r}).fit_transform(df)\n"
+        "(value_col= for ratings or counts; see the docs page 'From a data frame to "
+        "recommendations'). A users x items DataFrame, one column per item, works as before; "
+        "if this one is such a matrix, pass df.to_numpy()."
+    )
 
 
 def _check_structure(X: Any, caller: str, name: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-RUNNABLE = ["engine.md"]
+RUNNABLE = ["data.md", "engine.md"]
 
 
 def _blocks(page):
