@@ -31,6 +31,7 @@ _LAZY = {
     "MultDAE": "skcfae.models._multdae",
     "MultVAE": "skcfae.models._multvae",
     "NCAE": "skcfae.models._ncae",
+    "NCAEImplicit": "skcfae.models._ncae_implicit",
     "Popularity": "skcfae.models._popularity",
     "SLIM": "skcfae.models._slim",
     "SparseWideDAE": "skcfae.models._swdae",

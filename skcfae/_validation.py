@@ -400,6 +400,26 @@ def check_n_items(estimator: Any, X: Any, *, reset: bool) -> None:
         )
 
 
+def check_flag(value: Any, name: str, caller: str) -> bool:
+    """A boolean argument (``bool`` or ``numpy.bool_``), as a bool; anything else, e.g. the
+    string "no" (which is truthy), is a ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{caller}: {name} must be True or False; got {value!r}.")
+    return bool(value)
+
+
+def check_layer_sizes(sizes: Any, name: str, caller: str) -> tuple[int, ...]:
+    """A tuple of layer widths: each a positive int (bools, floats and strings refused)."""
+    if not isinstance(sizes, (tuple, list)):
+        raise TypeError(f"{caller}: {name} must be a tuple of ints; got {sizes!r}.")
+    for size in sizes:
+        if isinstance(size, (bool, np.bool_)) or not isinstance(size, Integral) or size < 1:
+            raise ValueError(
+                f"{caller}: every width in {name} must be a positive int; got {sizes!r}."
+            )
+    return tuple(int(size) for size in sizes)
+
+
 def check_n(n: Any, n_max: int, caller: str, *, name: str = "n", limit: str | None = None) -> int:
     """Check a list length ``n`` (or ``k``): an int in ``[1, n_max]``; return it as an int.
 

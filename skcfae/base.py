@@ -20,6 +20,7 @@ from ._typing import InteractionMatrix
 from ._validation import (
     check_has_interactions,
     check_interactions,
+    check_flag,
     check_items,
     check_n,
     check_n_items,
@@ -202,6 +203,8 @@ class RecommenderMixin:
         caller: str,
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """:meth:`recommend` of a validated canonical CSR X (checked columns): the batch loop."""
+        exclude_seen = check_flag(exclude_seen, "exclude_seen", caller)
+        return_scores = check_flag(return_scores, "return_scores", caller)
         if items is None:
             candidates = None
             n = check_n(n, self.n_items_in_, caller)

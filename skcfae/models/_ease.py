@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from numbers import Real
 from typing import Any
@@ -46,6 +47,24 @@ def gram_matrix(X: sp.csr_array) -> np.ndarray:
         block = X[start : start + _GRAM_BLOCK].toarray()
         G += block.T @ block
     return G
+
+
+def _check_memory(n_items: int, *, validating: bool) -> None:
+    """Refuse, before allocating, a catalogue whose dense float64 matrices exceed the
+    machine's physical memory: the Gram matrix, its inverse and B (and the Gram matrix of the
+    non-validation users with ``lam="auto"``)."""
+    need = n_items * n_items * (8 + 8 + 8 + 4 + (8 if validating else 0))
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: cannot tell
+        return
+    if need > have:
+        raise MemoryError(
+            f"EASE on {n_items:,} items needs about {need / 2**30:,.1f} GiB (dense "
+            f"{n_items:,} x {n_items:,} float64 matrices) but this machine has "
+            f"{have / 2**30:,.1f} GiB. Use a model whose memory grows with the interactions "
+            "instead: SLIM, SparseWideDAE, MultDAE or WMF."
+        )
 
 
 def _inverse_spd(G: np.ndarray) -> np.ndarray:
@@ -166,8 +185,15 @@ class EASE(RecommenderMixin, BaseEstimator):
         self : object
         """
         X = self._validate_interactions(X, reset=True)
+        _check_memory(X.shape[1], validating=self.lam == "auto")
         tic = time.perf_counter()
-        G = gram_matrix(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            G = gram_matrix(X)
+        if not np.all(np.isfinite(G)):
+            raise ValueError(
+                f"EASE.fit: XᵀX overflows (largest value of X: {X.data.max():.3g}); scale or "
+                "binarize X."
+            )
         if self.lam == "auto":
             self.lam_scores_ = self._validation_scores(X, G)
             self.lam_ = max(self.lam_scores_, key=self.lam_scores_.get)

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from .._compat import Interval, StrOptions, _fit_context
 from .._ranking import iter_row_batches, ndcg_from_topk, topk_masked
 from .._typing import InteractionMatrix
+from .._validation import check_layer_sizes
 from ..base import RecommenderMixin
 from ..nn import (
     Batch,
@@ -185,6 +186,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
 
     def _fit(self, X: InteractionMatrix, X_valid: Any, **given: Any) -> NeuralRecommender:
         """``fit``, with ``given``: structure that came with X (passed to the hooks)."""
+        for name, value in self.get_params(deep=False).items():
+            if name.endswith("_sizes"):
+                check_layer_sizes(value, name, f"{type(self).__name__}.fit")
         X = self._validate_interactions(X, reset=True)
         self._check_params_vs_input(X, **given)
         rng = check_random_state(self.random_state)

@@ -290,6 +290,11 @@ class SparseWideDAE(_WideDAE):
                     f"items but X has {X_train.shape[1]}; fit the ItemGrouper on the same "
                     "item columns."
                 )
+            if membership.nnz == 0:
+                raise ValueError(
+                    "SparseWideDAE.fit: the membership carried by X has no connections; every "
+                    "item needs at least one group (fit the ItemGrouper with R >= 1)."
+                )
             self.grouper_ = None
         else:
             self.grouper_ = ItemGrouper(

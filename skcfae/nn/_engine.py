@@ -304,6 +304,12 @@ def fit_loop(
             device=device,
             step=phase.step or train_step,
         )
+        if not np.isfinite(mean_loss):
+            raise ValueError(
+                f"{desc}: the training loss is {mean_loss} at epoch {epoch}. The learning rate "
+                f"({config.learning_rate:g}) is probably too large for this data, or the input "
+                "values too large (scale or binarize X); lower it and fit again."
+            )
         record: dict[str, Any] = {"epoch": epoch, "train_loss": mean_loss}
         module.eval()
         with torch.no_grad():
