@@ -32,6 +32,7 @@ _LAZY = {
     "MultVAE": "skcfae.models._multvae",
     "NCAE": "skcfae.models._ncae",
     "NCAEImplicit": "skcfae.models._ncae_implicit",
+    "NCF": "skcfae.models._ncf",
     "Popularity": "skcfae.models._popularity",
     "SLIM": "skcfae.models._slim",
     "SparseWideDAE": "skcfae.models._swdae",
