@@ -15,6 +15,7 @@ from ..base import shared_args
 from ..nn import Batch, TrainConfig, TrainState
 from ..nn._modules import SparseLinear, dense_linear
 from ._rating_ae import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
+from ._neural import RESUME_CONSTRAINTS
 
 __all__ = ["AutoRec"]
 
@@ -88,6 +89,14 @@ class AutoRec(_RatingAE):
         validation RMSE, stop after ``n_iter_no_change`` epochs without improvement.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
@@ -130,6 +139,7 @@ class AutoRec(_RatingAE):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **_RATING_CONSTRAINTS,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "l2_reg": [Interval(Real, 0, None, closed="left")],
@@ -149,11 +159,15 @@ class AutoRec(_RatingAE):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), _RatingAE))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.n_components = n_components
         self.l2_reg = l2_reg
         self.activation = activation

@@ -24,7 +24,7 @@ from ..base import shared_args
 from ..nn import Batch, Phase, TrainConfig, TrainState, fit_loop, user_rows
 from ..nn._engine import PhaseFactory
 from ..nn._modules import SparseLinear, dense_linear, dropout_values
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
+from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender, RESUME_CONSTRAINTS
 
 __all__ = ["CDAE", "cdae_loss", "sample_negatives"]
 
@@ -304,6 +304,14 @@ class CDAE(NeuralRecommender):
         The validation users are new users, scored through ``new_user``; they get no row in V.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the shuffling, the corruption and the negative samples.
@@ -430,6 +438,7 @@ class CDAE(NeuralRecommender):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **NEURAL_CONSTRAINTS,
         "epochs": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "n_components": [Interval(Integral, 1, None, closed="left")],
@@ -461,11 +470,15 @@ class CDAE(NeuralRecommender):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), NeuralRecommender))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.n_components = n_components
         self.dropout = dropout
         self.loss = loss

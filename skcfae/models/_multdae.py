@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from ..base import shared_args
 from ..nn import Batch, TrainState
 from ._mult import _BaseMultAE
+from ._neural import RESUME_CONSTRAINTS
 
 
 class MultDAE(_BaseMultAE):
@@ -36,6 +37,14 @@ class MultDAE(_BaseMultAE):
     early_stopping : bool, default=False
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
@@ -58,6 +67,7 @@ class MultDAE(_BaseMultAE):
     (2, 3)
     """
 
+    _parameter_constraints = {**_BaseMultAE._parameter_constraints, **RESUME_CONSTRAINTS}
     _variational = False
 
     def __init__(
@@ -73,11 +83,15 @@ class MultDAE(_BaseMultAE):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), _BaseMultAE))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
         logits, _, _ = module(batch, state.generator)

@@ -12,6 +12,7 @@ from ..base import shared_args
 from ..nn import Batch, TrainState
 from ..nn._losses import gaussian_kl
 from ._mult import _MULT_CONSTRAINTS, _BaseMultAE
+from ._neural import RESUME_CONSTRAINTS
 
 
 class MultVAE(_BaseMultAE):
@@ -53,6 +54,14 @@ class MultVAE(_BaseMultAE):
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
         Epochs without validation improvement before stopping (only when validating).
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
         "auto", "cpu", "cuda", "cuda:N" or "mps".
     random_state : int, RandomState instance or None, default=None
@@ -101,6 +110,7 @@ class MultVAE(_BaseMultAE):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **_MULT_CONSTRAINTS,
         "anneal_cap": [Interval(Real, 0, None, closed="left")],
         "total_anneal_steps": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -122,11 +132,15 @@ class MultVAE(_BaseMultAE):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), _BaseMultAE))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.anneal_cap = anneal_cap
         self.total_anneal_steps = total_anneal_steps
 

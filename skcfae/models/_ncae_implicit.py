@@ -27,7 +27,7 @@ from ..nn import Batch, Phase, TrainConfig, TrainState, user_rows
 from ..nn._engine import PhaseFactory
 from ._eals import missing_weights
 from ._ncae import _drop_observed, _NCAENet
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
+from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender, RESUME_CONSTRAINTS
 
 __all__ = ["NCAEImplicit", "ncae_implicit_loss", "sparsity_aware_augmentation"]
 
@@ -195,6 +195,14 @@ class NCAEImplicit(NeuralRecommender):
         improvement.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the shuffling and the input dropout.
@@ -290,6 +298,7 @@ class NCAEImplicit(NeuralRecommender):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **NEURAL_CONSTRAINTS,
         "hidden_layer_sizes": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -322,11 +331,15 @@ class NCAEImplicit(NeuralRecommender):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), NeuralRecommender))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dropout = dropout
         self.weighting = weighting

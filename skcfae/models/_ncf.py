@@ -31,7 +31,7 @@ from ..base import shared_args
 from ..nn import Batch, Phase, TrainConfig, TrainState, Validation, fit_loop, user_rows
 from ..nn._engine import LossFn, PhaseFactory, apply_update
 from ._cdae import sample_negatives
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
+from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender, RESUME_CONSTRAINTS
 
 __all__ = ["NCF"]
 
@@ -272,6 +272,14 @@ class NCF(NeuralRecommender):
         The validation users are new users, folded in.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=5
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, the shuffling, the negatives and the fold-in draws.
@@ -391,6 +399,7 @@ class NCF(NeuralRecommender):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **NEURAL_CONSTRAINTS,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "negative_samples": [Interval(Integral, 1, None, closed="left")],
@@ -415,11 +424,15 @@ class NCF(NeuralRecommender):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 5,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), NeuralRecommender))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.n_components = n_components
         self.negative_samples = negative_samples
         self.l2_reg = l2_reg

@@ -9,6 +9,10 @@ A neural model subclasses :class:`NeuralRecommender` and writes three methods: i
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import hashlib
+import os
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
@@ -39,7 +43,7 @@ from ..nn import (
     train,
     user_rows,
 )
-from ..nn._engine import EpochHook, PhaseFactory
+from ..nn._engine import EpochHook, PhaseFactory, _load_checkpoint, _save_checkpoint
 
 #: Parameter constraints every neural model shares (merged into each model's own).
 NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
@@ -53,6 +57,18 @@ NEURAL_CONSTRAINTS: dict[str, list[Any]] = {
     "random_state": ["random_state"],
     "verbose": ["verbose"],
 }
+
+#: Constraints of ``warm_start`` and ``checkpoint``, for the models that take them (merged into
+#: their own constraints next to :data:`NEURAL_CONSTRAINTS`; see :class:`NeuralRecommender`).
+RESUME_CONSTRAINTS: dict[str, list[Any]] = {
+    "warm_start": ["boolean"],
+    "checkpoint": [str, os.PathLike, None],
+}
+
+#: Parameters that may differ between the fit that wrote a checkpoint and the one resuming it.
+_NOT_FINGERPRINTED = frozenset({"checkpoint", "verbose", "warm_start"})
+_CHECKPOINT_FORMAT = "skcfae-checkpoint"
+_CHECKPOINT_VERSION = 1
 
 VALID_K = 100
 #: Validation users need this many interactions to be split 80/20 (``fold_in_split``).
@@ -70,9 +86,36 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     Subclasses define ``_build_module(generator)``, ``_loss(module, batch, state)`` and
     ``_scores(module, batch)``; optionally ``_phases`` (several training stages),
     ``_weight_decay``, ``_epoch_hooks`` and ``_check_params_vs_input``.
+
+    Resuming (opt-in per model: a model that lists ``warm_start: bool = False`` and
+    ``checkpoint: str | None = None`` among its parameters, assigns them in its
+    ``__init__`` and merges :data:`RESUME_CONSTRAINTS`, gets both; models that train several
+    phases refuse them with a ``ValueError``):
+
+    - ``warm_start=True``: a ``fit`` of a fitted model trains a copy of ``module_`` for
+      ``epochs`` more epochs, continuing the Adam moments and step count, the shuffling and
+      corruption generators and the epoch numbering (``history_`` is extended), so that two
+      fits of 3 epochs equal one of 6 on the same data and device. X must have the shape of
+      the previous fit's. That state is kept in the private ``_train_state`` after a fit
+      with ``warm_start=True`` (pickles keep it, :func:`skcfae.save` drops it); without it
+      (fitted with ``warm_start=False``, or loaded with :func:`skcfae.load`) the weights
+      continue with a fresh optimiser and generators. With validation, the weights continue
+      from the best epoch kept by the previous fit and the best epoch is chosen among the
+      new epochs. The changed learning rate of a warm fit is used; the network's shapes must
+      not change (``ValueError``).
+    - ``checkpoint=PATH``: after every epoch, the complete training state (weights,
+      optimiser, generator states, epoch, history, best epoch) and a fingerprint of the
+      parameters and the training data are written to PATH atomically. A later ``fit`` finding
+      PATH continues from it, and ends with the model of a fit never interrupted (bit for
+      bit on the CPU); a PATH written with other parameters (``verbose`` aside) or data is a
+      ``ValueError``. A finished fit's PATH is kept: fitting again returns its result at once.
+      Needs an int (or None without a validation split drawn from X) ``random_state``.
+      Cannot be combined with ``warm_start=True``.
     """
 
     _optimizer = "adam"
+    #: Set by ``fit``; declared for type checkers only.
+    history_: list[dict[str, Any]]
     #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
     #: models that accept it (see SparseWideDAE).
     _auto_steps = 3000
@@ -186,23 +229,156 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
 
     def _fit(self, X: InteractionMatrix, X_valid: Any, **given: Any) -> NeuralRecommender:
         """``fit``, with ``given``: structure that came with X (passed to the hooks)."""
-        for name, value in self.get_params(deep=False).items():
-            if name.endswith("_sizes"):
-                check_layer_sizes(value, name, f"{type(self).__name__}.fit")
+        name = type(self).__name__
+        for param, value in self.get_params(deep=False).items():
+            if param.endswith("_sizes"):
+                check_layer_sizes(value, param, f"{name}.fit")
+        warm = bool(getattr(self, "warm_start", False)) and hasattr(self, "module_")
+        checkpoint = getattr(self, "checkpoint", None)
+        if warm and checkpoint is not None:
+            raise ValueError(
+                f"{name}.fit: warm_start=True and checkpoint={checkpoint!r} cannot be combined; "
+                "set one of them."
+            )
+        fitted_items = getattr(self, "n_items_in_", None)
         X = self._validate_interactions(X, reset=True)
+        kept = getattr(self, "_train_state", None) if warm else None
+        if warm:
+            shape = kept["shape"] if kept is not None else (X.shape[0], fitted_items)
+            if tuple(X.shape) != tuple(shape):
+                raise ValueError(
+                    f"{name}.fit: warm_start=True continues the previous fit, on X of shape "
+                    f"{tuple(shape)}; got X of shape {tuple(X.shape)}. Pass the same users "
+                    "and items, or set warm_start=False to train from scratch."
+                )
         self._check_params_vs_input(X, **given)
         rng = check_random_state(self.random_state)
-        self.device_ = resolve_device(self.device, caller=f"{type(self).__name__}.fit")
+        if not warm:
+            self.device_ = resolve_device(self.device, caller=f"{name}.fit")
         X_train, valid = self._validation_split(X, X_valid, rng)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         validation = None if valid is None else self._validation(*valid)
         config = self._train_config(X_train, seed)
-        result = train(Plan(config, self._phases(X_train, config, **given), validation))
+        phases = self._phases(X_train, config, **given)
+        resume = on_epoch = None
+        single = phases[0] if len(phases) == 1 else None
+        if (warm or checkpoint is not None) and not isinstance(single, Phase):
+            param = "warm_start=True" if warm else "checkpoint"
+            raise ValueError(
+                f"{name}.fit: {param} needs a model trained in one phase; with these "
+                f"parameters {name} trains {len(phases)} phases (pretraining, stacking or "
+                "pruning). Set warm_start=False and checkpoint=None."
+            )
+        if warm and isinstance(single, Phase):
+            phase = single
+            module = self._warm_module(phase.module)
+            if kept is not None:
+                resume = {k: v for k, v in kept.items() if k != "shape"}
+                resume["history"] = self.history_
+            else:
+                resume = {"epoch": len(self.history_), "history": self.history_}
+            epochs = (config.epochs if phase.epochs is None else phase.epochs) + resume["epoch"]
+            phases = [dataclasses.replace(phase, module=module, epochs=epochs)]
+        if checkpoint is not None:
+            resume, on_epoch = self._checkpointing(checkpoint, X_train, valid)
+        result = train(Plan(config, phases, validation, resume=resume, on_epoch=on_epoch))
         self.history_ = result.history
         self.module_ = result.module
         if validation is not None:
             self.best_epoch_ = result.best_epoch
+        if getattr(self, "warm_start", False) and result.state is not None:
+            state = {k: v for k, v in result.state.items() if k != "history"}
+            self._train_state = {**state, "shape": tuple(X.shape)}
+        else:
+            self.__dict__.pop("_train_state", None)
         return self
+
+    def _warm_module(self, fresh: nn.Module) -> nn.Module:
+        """A copy of ``module_`` to continue training (a failed fit keeps ``module_``), after
+        checking that the current parameters build a network of the same shapes."""
+        old = {k: tuple(v.shape) for k, v in self.module_.state_dict().items()}
+        new = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+        if old != new:
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            raise ValueError(
+                f"{type(self).__name__}.fit: warm_start=True continues the fitted network, but "
+                f"the current parameters build another one (tensors {changed[:5]} differ). "
+                "Restore the parameters of the previous fit or set warm_start=False."
+            )
+        return copy.deepcopy(self.module_)
+
+    def _fingerprint(
+        self, X_train: sp.csr_array, valid: tuple[sp.csr_array, sp.csr_array] | None
+    ) -> dict[str, Any]:
+        """What a checkpoint must match: the parameters (as text) and a digest of the data."""
+        params = {
+            k: repr(v)
+            for k, v in sorted(self.get_params(deep=False).items())
+            if k not in _NOT_FINGERPRINTED
+        }
+        params["device_"] = str(self.device_)
+        digest = hashlib.sha256()
+        for m in (X_train, *(valid or ())):
+            csr = sp.csr_array(m)
+            digest.update(repr((csr.shape, csr.nnz, str(csr.dtype))).encode())
+            for part in (csr.indptr, csr.indices, csr.data):
+                digest.update(np.ascontiguousarray(part).tobytes())
+        return {"params": params, "data": digest.hexdigest(), "shape": list(X_train.shape)}
+
+    def _checkpointing(
+        self,
+        path: str | os.PathLike[str],
+        X_train: sp.csr_array,
+        valid: tuple[sp.csr_array, sp.csr_array] | None,
+    ) -> tuple[dict[str, Any] | None, Callable[[dict[str, Any]], None]]:
+        """The loop state to resume from (None without a file at ``path``) and the per-epoch
+        writer of ``path``; a file of another fit is a ValueError."""
+        name = type(self).__name__
+        fingerprint = self._fingerprint(X_train, valid)
+        resume = None
+        if os.path.exists(path):
+            content = _load_checkpoint(path)
+            if (
+                content.get("format") != _CHECKPOINT_FORMAT
+                or content.get("version") != _CHECKPOINT_VERSION
+            ):
+                raise ValueError(f"{name}.fit: {os.fspath(path)!r} is not a skcfae checkpoint.")
+            if content.get("estimator") != name:
+                raise ValueError(
+                    f"{name}.fit: checkpoint {os.fspath(path)!r} was written by "
+                    f"{content.get('estimator')}; pass another path or delete it."
+                )
+            old = content.get("params", {})
+            new = fingerprint["params"]
+            changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+            if changed:
+                detail = ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}" for k in changed)
+                raise ValueError(
+                    f"{name}.fit: checkpoint {os.fspath(path)!r} was written by a fit with other "
+                    f"parameters ({detail}); pass another path, delete it, or restore them."
+                )
+            if content.get("data") != fingerprint["data"]:
+                raise ValueError(
+                    f"{name}.fit: checkpoint {os.fspath(path)!r} was written by a fit on other "
+                    f"training data (shape {tuple(content.get('shape', ()))}, now "
+                    f"{tuple(X_train.shape)}, or other values); pass another path or delete it."
+                )
+            resume = content["state"]
+
+        def write(state: dict[str, Any]) -> None:
+            content = {
+                "format": _CHECKPOINT_FORMAT,
+                "version": _CHECKPOINT_VERSION,
+                "estimator": name,
+                **fingerprint,
+                "state": state,
+            }
+            self._write_checkpoint(path, content)
+
+        return resume, write
+
+    def _write_checkpoint(self, path: str | os.PathLike[str], content: dict[str, Any]) -> None:
+        _save_checkpoint(path, content)
 
     def _validation_split(
         self, X: sp.csr_array, X_valid: Any, rng: np.random.RandomState

@@ -21,6 +21,7 @@ from ..nn._engine import PhaseFactory
 from ..nn._modules import WideAE
 from ..nn._sparse import SparseDecoder, SparseEncoder
 from ._wide import _WIDE_CONSTRAINTS, _WideDAE
+from ._neural import RESUME_CONSTRAINTS
 
 __all__ = ["SparseWideDAE", "matching_width"]
 
@@ -124,6 +125,14 @@ class SparseWideDAE(_WideDAE):
         users, else trains every epoch on all users. Ignored when ``fit`` gets ``X_valid``.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
+        only). See "Resuming training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
@@ -193,6 +202,7 @@ class SparseWideDAE(_WideDAE):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **_WIDE_CONSTRAINTS,
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -219,11 +229,15 @@ class SparseWideDAE(_WideDAE):
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(**shared_args(locals(), _WideDAE))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.R = R
         self.F = F
         self.method = method

@@ -12,11 +12,21 @@ The loop itself has skorch's shape: :func:`fit_loop` (epochs, validation, early 
 with a best-epoch checkpoint, progress) calls :func:`run_epoch` (shuffling with a seeded
 generator, batches from the phase's row source) which calls :func:`train_step`
 (zero_grad / loss / backward / step). Global torch RNGs are never touched.
+
+A single-phase plan can be resumed: ``Plan.on_epoch`` receives after every epoch the complete
+*loop state* (weights, optimiser state, the states of the shuffling and loss generators, the
+epoch and update counts, the history and the best epoch so far: tensors, dicts, lists,
+numbers and strings only, loadable with ``torch.load(weights_only=True)``), and
+``Plan.resume`` starts the loop from such a state, so that an interrupted run continued from
+its last state gives bit for bit the run that was never interrupted (on the same device).
+:func:`_save_checkpoint` / :func:`_load_checkpoint` write and read one atomically.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -157,11 +167,22 @@ PhaseFactory = Callable[[dict[str, nn.Module]], Phase]
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything :func:`train` needs: the config, the phases, the validation."""
+    """Everything :func:`train` needs: the config, the phases, the validation.
+
+    ``resume`` and ``on_epoch`` need a plan of one phase (a :class:`Phase`, not a factory).
+    ``resume`` is a loop state (``TrainResult.state`` or one given to ``on_epoch``) to
+    continue from: its ``epoch`` epochs count towards the phase's epochs, its ``history``
+    starts the new one; its optional entries ``module`` (weights), ``optimizer``, ``shuffle``
+    and ``generator`` (generator states), ``step`` and ``best`` (best-epoch tracking) replace
+    the fresh ones. ``on_epoch(state)`` is called after every epoch with the complete loop
+    state (CPU copies), e.g. to write a checkpoint.
+    """
 
     config: TrainConfig
     phases: Sequence[Phase | PhaseFactory]
     validation: Validation | None = None
+    resume: dict[str, Any] | None = None
+    on_epoch: Callable[[dict[str, Any]], None] | None = None
 
 
 @dataclass
@@ -172,6 +193,10 @@ class TrainResult:
     history: list[dict[str, Any]]
     best_epoch: int | None = None
     trained: dict[str, nn.Module] = field(default_factory=dict)
+    #: The loop state after the last epoch of the last phase, without weights or best-epoch
+    #: tracking (``epoch``, ``step``, ``optimizer``, ``shuffle``, ``generator``, ``history``):
+    #: with the trained module, what continuing the training needs (``Plan.resume``).
+    state: dict[str, Any] | None = None
 
 
 _OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -272,6 +297,31 @@ def fit_loop(
     and, when ``config.n_iter_no_change`` is set, training stops after that many epochs
     without improvement.
     """
+    history, best_epoch, _ = _fit_loop(phase, config, validation)
+    return history, best_epoch
+
+
+def _cpu(value: Any) -> Any:
+    """A copy of ``value`` (nested dicts, lists and tuples of tensors) with CPU tensors."""
+    if isinstance(value, Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_cpu(v) for v in value)
+    return value
+
+
+def _fit_loop(
+    phase: Phase,
+    config: TrainConfig,
+    validation: Validation | None = None,
+    resume: dict[str, Any] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[list[dict[str, Any]], int | None, dict[str, Any]]:
+    """:func:`fit_loop`, started from the loop state ``resume`` when given (see
+    :class:`Plan`), calling ``on_epoch`` with the complete loop state after every epoch;
+    returns the final loop state (without weights or best-epoch tracking) as well."""
     device = config.device
     seed = config.seed if phase.seed is None else phase.seed
     epochs = config.epochs if phase.epochs is None else phase.epochs
@@ -288,8 +338,55 @@ def fit_loop(
     history: list[dict[str, Any]] = []
     sign = 1.0 if validation is None or validation.greater_is_better else -1.0
     best_score, best_epoch, best_state, since_best = -np.inf, None, None, 0
+    start = 0
+    if resume is not None:
+        start = int(resume["epoch"])
+        history = [dict(r) for r in resume.get("history", ())]
+        state.step = int(resume.get("step", 0))
+        if "module" in resume:
+            module.load_state_dict(resume["module"])
+        if "optimizer" in resume:
+            # moments and step counts from the state; hyperparameters (lr, ...) from config
+            fresh = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+            opt.load_state_dict(resume["optimizer"])
+            for group, settings in zip(opt.param_groups, fresh, strict=True):
+                group.update(settings)
+        if "shuffle" in resume:
+            shuffle.set_state(resume["shuffle"])
+        if "generator" in resume:
+            state.generator.set_state(resume["generator"])
+        if resume.get("best") is not None:
+            best = resume["best"]
+            best_score, best_epoch = float(best["score"]), best["epoch"]
+            best_state, since_best = best["state"], int(best["since"])
+            if best_state is not None:
+                best_state = {k: v.to(device) for k, v in best_state.items()}
+
+    def loop_state(full: bool) -> dict[str, Any]:
+        snapshot: dict[str, Any] = {
+            "epoch": state.epoch,
+            "step": state.step,
+            "optimizer": _cpu(opt.state_dict()),
+            "shuffle": shuffle.get_state(),
+            "generator": state.generator.get_state(),
+            "history": [dict(r) for r in history],
+        }
+        if full:
+            snapshot["module"] = _cpu(module.state_dict())
+            snapshot["best"] = {
+                "score": float(best_score),
+                "epoch": best_epoch,
+                "state": _cpu(best_state),
+                "since": since_best,
+            }
+        return snapshot
+
+    stop = config.n_iter_no_change
+    stopped = validation is not None and stop is not None and start > 0 and since_best >= stop
+    state.epoch = start
     desc = phase.desc or config.desc
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=config.verbose != 1, leave=False)
+    todo = range(start + 1, epochs + 1) if not stopped else range(0)
+    bar = tqdm(todo, desc=desc, disable=config.verbose != 1, leave=False)
     for epoch in bar:
         tic = time.perf_counter()
         state.epoch = epoch
@@ -324,18 +421,50 @@ def fit_loop(
                 hook(module, record)
         record["dur"] = time.perf_counter() - tic
         history.append(record)
+        if on_epoch is not None:
+            on_epoch(loop_state(full=True))
         _report(bar, record, config.verbose)
-        stop = config.n_iter_no_change
         if validation is not None and stop is not None and since_best >= stop:
             logger.debug("early stop after epoch %d (best %.4f)", epoch, sign * best_score)
             break
     bar.close()
     if validation is not None and len(history) == epochs and best_epoch is not None:
         _warn_if_improving(desc, validation.key, epochs, best_epoch, config.n_iter_no_change)
+    final = loop_state(full=False)
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    return history, best_epoch
+    return history, best_epoch, final
+
+
+def _save_checkpoint(path: str | os.PathLike[str], content: dict[str, Any]) -> None:
+    """Write ``content`` (tensors, dicts, lists, numbers, strings) to ``path`` atomically: a
+    temporary file in the same folder, flushed to disk, then renamed over ``path``."""
+    path = os.fspath(path)
+    tmp = os.path.join(
+        os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp"
+    )
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(content, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a file of :func:`_save_checkpoint` without running code from it
+    (``torch.load(weights_only=True)``)."""
+    try:
+        content = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not a skcfae checkpoint: {exc}") from exc
+    if not isinstance(content, dict):
+        raise ValueError(f"{os.fspath(path)!r} is not a skcfae checkpoint.")
+    return content
 
 
 def _warn_if_improving(desc: str, key: str, epochs: int, best: int, patience: int | None) -> None:
@@ -358,15 +487,23 @@ def train(plan: Plan) -> TrainResult:
     ``phase`` field and epochs are numbered through the whole plan. ``best_epoch`` is that of
     the last validated phase (in the plan's numbering).
     """
+    if (plan.resume is not None or plan.on_epoch is not None) and not (
+        len(plan.phases) == 1 and isinstance(plan.phases[0], Phase)
+    ):
+        raise ValueError(
+            f"{plan.config.desc}: only a training plan of one phase can be resumed or "
+            f"checkpointed; this one has {len(plan.phases)} phase(s)."
+        )
     trained: dict[str, nn.Module] = {}
     history: list[dict[str, Any]] = []
     best_epoch: int | None = None
     module: nn.Module | None = None
+    final: dict[str, Any] | None = None
     several = len(plan.phases) > 1
     for item in plan.phases:
         phase = item if isinstance(item, Phase) else item(trained)
         validation = plan.validation if phase.validate else None
-        records, best = fit_loop(phase, plan.config, validation)
+        records, best, final = _fit_loop(phase, plan.config, validation, plan.resume, plan.on_epoch)
         offset = len(history)
         if several:
             for record in records:
@@ -378,7 +515,7 @@ def train(plan: Plan) -> TrainResult:
         trained[phase.name] = module = phase.module
     if module is None:
         raise ValueError("a training plan needs at least one phase")
-    return TrainResult(module, history, best_epoch, trained)
+    return TrainResult(module, history, best_epoch, trained, final)
 
 
 def _report(bar: Any, record: dict[str, Any], verbose: int) -> None:
