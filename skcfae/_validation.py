@@ -19,6 +19,7 @@ passes the validated CSR on and never validates it again.
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral
 from typing import Any
 
@@ -166,10 +167,11 @@ def check_interactions(
             raise ValueError(f"{caller} expected a 2-D users x items matrix, got {X.ndim}-D.")
         _check_dtype_kind(X.dtype.kind, X.dtype, caller)
         _check_structure(X, caller, name)
-        if implicit:
-            X = sp.csr_array(X, dtype=dtype, copy=True)
-        else:
-            X = _explicit_csr(X, dtype, caller, name)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf: refused below
+            if implicit:  # cast first: duplicates are summed in dtype (int8, bool would wrap)
+                X = sp.csr_array(X.astype(dtype))
+            else:
+                X = _explicit_csr(X, dtype, caller, name)
     else:
         if isinstance(X, str) or not hasattr(X, "__len__") and not hasattr(X, "__array__"):
             raise TypeError(
@@ -183,10 +185,11 @@ def check_interactions(
                 f"{caller} expected a 2-D users x items matrix, got an array of shape "
                 f"{arr.shape}. Reshape your data: a single user is X.reshape(1, -1)."
             )
-        if implicit:
-            X = sp.csr_array(arr.astype(dtype, copy=False))
-        else:
-            X = _dense_ratings_csr(arr, dtype, caller, name)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf: refused below
+            if implicit:
+                X = sp.csr_array(arr.astype(dtype, copy=False))
+            else:
+                X = _dense_ratings_csr(arr, dtype, caller, name)
     n_users, n_items = X.shape
     if n_users == 0 or n_items == 0:
         what = "sample" if n_users == 0 else "feature"
@@ -199,7 +202,8 @@ def check_interactions(
         X.sort_indices()
     if not np.all(np.isfinite(X.data)):
         raise ValueError(
-            f"{caller} got NaN or infinite values in {name}; drop or impute them before fitting."
+            f"{caller} got NaN or infinite values in {name} (or values beyond float32's range, "
+            "about 3.4e38); drop or impute them before fitting."
         )
     if implicit:
         if X.data.size and X.data.min() < 0:
@@ -277,14 +281,36 @@ def _check_structure(X: Any, caller: str, name: str) -> None:
         " Build it with scipy.sparse.csr_array((values, (user_index, item_index)), "
         "shape=(n_users, n_items)) from valid indices."
     )
+    if X.dtype.kind == "f" and X.dtype.itemsize < 4:
+        raise ValueError(
+            f"{caller}: {name} is not a valid sparse matrix: scipy.sparse does not support "
+            f"dtype {X.dtype}. Store the values as float32."
+        )
+    if X.format in ("coo", "csr", "csc", "bsr"):
+        for index in X.coords if X.format == "coo" else (X.indices, X.indptr):
+            if np.asarray(index).dtype.kind != "i":  # scipy would warn, then truncate 1.5 to 1
+                raise ValueError(
+                    f"{caller}: {name} is not a valid sparse matrix: its index arrays must hold "
+                    f"integers, got dtype {np.asarray(index).dtype}.{fix}"
+                )
     if X.format in ("csr", "csc", "bsr"):
-        try:
-            X.check_format(full_check=True)
+        try:  # on a shallow copy: check_format may prune or cast the arrays it checks
+            copy.copy(X).check_format(full_check=True)
         except ValueError as err:
             raise ValueError(
                 f"{caller}: {name} is not a valid sparse matrix: {err}.{fix}"
             ) from None
+        if np.any(np.diff(X.indptr) < 0):  # check_format skips this when indptr[-1] == 0
+            raise ValueError(
+                f"{caller}: {name} is not a valid sparse matrix: index pointer values must "
+                f"form a non-decreasing sequence.{fix}"
+            )
     elif X.format == "coo":
+        if any(index.shape != X.data.shape for index in X.coords):
+            raise ValueError(
+                f"{caller}: {name} is not a valid sparse matrix: its row, column and data "
+                f"arrays have different lengths.{fix}"
+            )
         for axis, index in enumerate(X.coords):
             if index.size and (index.min() < 0 or index.max() >= X.shape[axis]):
                 what = "row" if axis == 0 else "column"
