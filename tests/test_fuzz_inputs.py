@@ -468,13 +468,9 @@ def test_every_estimator_refuses_the_nastiest_inputs(name):
             pytest.fail(f"{name}.{method} accepted the malformed input {case!r}")
 
 
-# Known bugs outside the door (reported, not fixed here): one finite but huge value makes
-# these models overflow (numpy RuntimeWarning) into non-finite factors and scores, silently
-# outside pytest. strict: the test fails once a model is fixed, so the mark gets removed.
-OVERFLOWS = {
-    "BiasedMF": "SGD overflows in matmul (_biasedmf.py): NaN scores, from ratings of 255 on",
-    "WMF": "overflow in multiply (_wmf.py), NaN scores",
-}
+# Models known to overflow into non-finite scores on one huge finite value (strict xfail, so
+# the mark goes once fixed).
+OVERFLOWS: dict[str, str] = {}  # none left: BiasedMF and WMF now stop with a clear error
 
 
 @pytest.mark.parametrize(

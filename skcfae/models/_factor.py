@@ -115,7 +115,16 @@ class _FactorModel(RatingMixin, RecommenderMixin, BaseEstimator):
         for epoch in range(1, self.epochs + 1):
             tic = time.perf_counter()
             record: dict[str, Any] = {"epoch": epoch}
-            record["train_loss"] = float(self._epoch(params, X, rng))
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                record["train_loss"] = float(self._epoch(params, X, rng))
+            if not np.isfinite(record["train_loss"]) or not all(
+                np.all(np.isfinite(v)) for v in params.values()
+            ):
+                raise ValueError(
+                    f"{type(self).__name__}.fit: training diverged at epoch {epoch} (non-finite "
+                    "loss or factors). The ratings are probably too large for the learning rate "
+                    f"(largest: {X.data.max():.3g}); scale them or lower the learning rate."
+                )
             if holdout is not None:
                 pred = self._clip(self._params_entries(params, h_users, h_items))
                 valid = float(np.sqrt(np.mean((pred - h_truth) ** 2)))

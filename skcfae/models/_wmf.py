@@ -548,7 +548,14 @@ class WMF(RecommenderMixin, BaseEstimator):
         bar = tqdm(total=self.epochs, desc=type(self).__name__, disable=self.verbose != 1)
         for epoch in range(1, self.epochs + 1):
             tic = time.perf_counter()
-            loss = next(epochs)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                loss = next(epochs)
+            if not np.isfinite(loss):
+                raise ValueError(
+                    f"WMF.fit: the objective is {loss} at epoch {epoch}: the confidences "
+                    f"1 + alpha * x overflow (largest x: {X.data.max():.3g}). Scale X (e.g. "
+                    "np.log1p) or lower alpha."
+                )
             history.append({"epoch": epoch, "train_loss": loss, "dur": time.perf_counter() - tic})
             bar.update()
             bar.set_postfix(train_loss=f"{loss:.4g}")
