@@ -155,15 +155,15 @@ def test_the_stacking_stages_appear_in_the_history():
 
 def test_the_4_layer_network_starts_from_the_pretrained_2_layer_weights(monkeypatch):
     before, after = {}, {}
-    real = engine.fit_loop
+    real = engine._fit_loop  # the loop train() runs
 
-    def spy(phase, config, validation=None):
+    def spy(phase, config, validation=None, *rest):
         before[phase.name] = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
-        out = real(phase, config, validation)
+        out = real(phase, config, validation, *rest)
         after[phase.name] = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
         return out
 
-    monkeypatch.setattr(engine, "fit_loop", spy)
+    monkeypatch.setattr(engine, "_fit_loop", spy)
     R = _planted_ratings(n_users=60, n_items=40, seed=0)
     CFN(kind="user", epochs=(2, 2, 2), random_state=0, device="cpu").fit(R)
     start, outer, inner = before["finetune"], after["outer"], after["inner"]

@@ -182,16 +182,16 @@ def test_one_dr_stage_per_further_hidden_layer(ratings, sizes, names):
 def test_each_stage_trains_its_own_layers_only(ratings, monkeypatch):
     train, _ = ratings
     seen = {}
-    real = engine.fit_loop
+    real = engine._fit_loop  # the loop train() runs
 
-    def spy(phase, config, validation=None):
+    def spy(phase, config, validation=None, *rest):
         before = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
-        out = real(phase, config, validation)
+        out = real(phase, config, validation, *rest)
         after = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
         seen[phase.name] = (before, after)
         return out
 
-    monkeypatch.setattr(engine, "fit_loop", spy)
+    monkeypatch.setattr(engine, "_fit_loop", spy)
     _small().fit(train)
 
     def changed(name):
@@ -221,14 +221,14 @@ def test_dr_stage_reconstructs_the_code_below_in_mean_squared_error(ratings, mon
     train, _ = ratings
     est = _small(dropout=0.0)
     captured = {}
-    real = engine.fit_loop
+    real = engine._fit_loop  # the loop train() runs
 
-    def spy(phase, config, validation=None):
-        out = real(phase, config, validation)
+    def spy(phase, config, validation=None, *rest):
+        out = real(phase, config, validation, *rest)
         captured[phase.name] = phase
         return out
 
-    monkeypatch.setattr(engine, "fit_loop", spy)
+    monkeypatch.setattr(engine, "_fit_loop", spy)
     est.fit(train)
     phase = captured["pretrain_dr"]
     module = phase.module
