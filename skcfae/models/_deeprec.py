@@ -15,7 +15,7 @@ from ..base import shared_args
 from ..nn import Batch, Phase, TrainConfig, TrainState, user_rows
 from ..nn._engine import LossFn, PhaseFactory, apply_update
 from ..nn._modules import SparseLinear, dense_linear, dropout
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender
+from ._neural import NEURAL_CONSTRAINTS, RESUME_CONSTRAINTS, NeuralRecommender
 from ._rating_ae import RatingNet, _RatingAE
 
 __all__ = ["DeepRec"]
@@ -169,6 +169,14 @@ class DeepRec(_RatingAE):
         validation RMSE, stop after ``n_iter_no_change`` epochs without improvement.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
+    warm_start : bool, default=False
+        With True, the next ``fit`` of a fitted model continues training its network and
+        optimiser for ``epochs`` more epochs on data of the same shape. See "Resuming
+        training" in the quick start.
+    checkpoint : str, path-like or None, default=None
+        File the complete training state is written to after every epoch (atomically); a
+        later ``fit`` with the same parameters and data resumes from it. Needs an int
+        ``random_state``.
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
@@ -236,6 +244,7 @@ class DeepRec(_RatingAE):
     kind = "user"
 
     _parameter_constraints: dict[str, list[Any]] = {
+        **RESUME_CONSTRAINTS,
         **NEURAL_CONSTRAINTS,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": [tuple, list],
@@ -261,12 +270,16 @@ class DeepRec(_RatingAE):
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
+        warm_start: bool = False,
+        checkpoint: str | None = None,
         device: str = "auto",
         random_state: Any = None,
         verbose: int = 0,
     ) -> None:
         # the shared parameters only: ``kind`` is a class attribute, not a parameter
         NeuralRecommender.__init__(self, **shared_args(locals(), NeuralRecommender))
+        self.warm_start = warm_start
+        self.checkpoint = checkpoint
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.dropout = dropout
