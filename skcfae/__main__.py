@@ -1,0 +1,8 @@
+"""``python -m skcfae``: the command line of :mod:`skcfae.cli`."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
