@@ -611,6 +611,15 @@ class NCF(NeuralRecommender):
         phase = Phase(
             "fold_in", new, _Rows(batch), loss, validate=False, parameters=_new_user_vectors
         )
-        with torch.enable_grad():
-            fit_loop(phase, config)
+        # One thread: the gradient of ``m.user_gmf[rows]`` accumulates the pairs of a row in
+        # an order that varies between runs with several CPU threads (last-bit differences
+        # between two calls on the same rows); a new user's scores must not.
+        threads = torch.get_num_threads()
+        if device.type == "cpu":
+            torch.set_num_threads(1)
+        try:
+            with torch.enable_grad():
+                fit_loop(phase, config)
+        finally:
+            torch.set_num_threads(threads)
         return new
