@@ -52,7 +52,10 @@ CANDIDATES = {
 
 def split_of(data: str, i: int):
     if data == "synthetic-sparse":
-        X, threshold = make_interactions(5000, 17000, n_groups=50, density=0.002, random_state=0), None
+        X, threshold = (
+            make_interactions(5000, 17000, n_groups=50, density=0.002, random_state=0),
+            None,
+        )
     else:
         X, threshold = load(data)
     return strong_generalization_split(
@@ -214,18 +217,24 @@ def tables(args) -> None:
                 "|---|---|---|---|---|",
             ]
             per = {
-                m: {int(k.split()[2][1:]): r for k, r in rows.items() if k.startswith(f"proof {m} ")}
+                m: {
+                    int(k.split()[2][1:]): r for k, r in rows.items() if k.startswith(f"proof {m} ")
+                }
                 for m in models
             }
             for m in models:
                 s = sorted(per[m])
                 v = np.array([per[m][i]["test_ndcg@100"] for i in s])
                 common = [i for i in s if i in per.get("Sw-dae", {})]
-                d = np.array([per["Sw-dae"][i]["test_ndcg@100"] - per[m][i]["test_ndcg@100"] for i in common])
+                d = np.array(
+                    [per["Sw-dae"][i]["test_ndcg@100"] - per[m][i]["test_ndcg@100"] for i in common]
+                )
                 se = lambda a: a.std(ddof=1) / np.sqrt(len(a)) if len(a) > 1 else float("nan")  # noqa: E731
                 diff = "" if m == "Sw-dae" or not len(d) else f"{d.mean():+.4f} ± {se(d):.4f}"
                 t = np.mean([per[m][i]["fit_seconds"] for i in s])
-                lines.append(f"| {m} | {v.mean():.4f} ± {se(v):.4f} | {diff} | {len(s)} | {t:.0f} |")
+                lines.append(
+                    f"| {m} | {v.mean():.4f} ± {se(v):.4f} | {diff} | {len(s)} | {t:.0f} |"
+                )
             lines.append("")
     lines += ["Fit seconds above were measured on 2 cores shared with other jobs (load 3-6).", ""]
     for data in DATASETS:
@@ -234,7 +243,11 @@ def tables(args) -> None:
             lines += [f"Alone on 2 threads (`defaults.py time --data {data}`), split 0:", ""]
             lines += [
                 f"- `{m}`: fit {r['fit_seconds']:.1f} s, test NDCG@100 {r['test_ndcg@100']:.4f}"
-                + (f", best epoch {r['best_epoch_']} of {r['epochs_run']}" if "best_epoch_" in r else "")
+                + (
+                    f", best epoch {r['best_epoch_']} of {r['epochs_run']}"
+                    if "best_epoch_" in r
+                    else ""
+                )
                 for m, r in timed.items()
             ]
             lines.append("")

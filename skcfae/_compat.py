@@ -22,7 +22,6 @@ except ImportError:  # pragma: no cover - older releases keep it private
     from sklearn.model_selection._split import BaseCrossValidator
 
 
-
 def _fit_context(*, prefer_skip_nested_validation: bool) -> Callable[[Any], Any]:
     """scikit-learn's ``_fit_context`` (parameter validation once per fit), made atomic: if
     ``fit`` raises, or is interrupted (Ctrl-C is ``KeyboardInterrupt``), the estimator gets

@@ -18,9 +18,9 @@ from sklearn.utils.validation import check_is_fitted
 from ._ranking import iter_row_batches, rank_batch, recommend, score_fold_in
 from ._typing import InteractionMatrix
 from ._validation import (
+    check_flag,
     check_has_interactions,
     check_interactions,
-    check_flag,
     check_items,
     check_n,
     check_n_items,

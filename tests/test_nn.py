@@ -2,8 +2,8 @@
 
 import pickle
 import subprocess
-import warnings
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -294,7 +294,7 @@ def _few_long_rows(n_long, n_short=40, n_items=30):
 
 
 def test_early_stopping_auto_needs_ten_validation_users():
-    """"auto" validates when validation_fraction of the users, drawn among those with at least
+    """ "auto" validates when validation_fraction of the users, drawn among those with at least
     5 interactions, gives 10 or more; else it trains on every user without validation."""
     kw = dict(n_components=4, epochs=2, validation_fraction=0.1, random_state=0, device="cpu")
     on = MultDAE(early_stopping="auto", **kw).fit(_few_long_rows(100, n_short=0))

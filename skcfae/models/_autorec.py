@@ -14,8 +14,8 @@ from .._compat import Interval, StrOptions
 from ..base import shared_args
 from ..nn import Batch, TrainConfig, TrainState
 from ..nn._modules import SparseLinear, dense_linear
-from ._rating_ae import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
 from ._neural import RESUME_CONSTRAINTS
+from ._rating_ae import _RATING_CONSTRAINTS, RatingNet, _RatingAE, masked_squared_error
 
 __all__ = ["AutoRec"]
 

@@ -24,7 +24,7 @@ from ..base import shared_args
 from ..nn import Batch, Phase, TrainConfig, TrainState, fit_loop, user_rows
 from ..nn._engine import PhaseFactory
 from ..nn._modules import SparseLinear, dense_linear, dropout_values
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender, RESUME_CONSTRAINTS
+from ._neural import NEURAL_CONSTRAINTS, RESUME_CONSTRAINTS, NeuralRecommender
 
 __all__ = ["CDAE", "cdae_loss", "sample_negatives"]
 

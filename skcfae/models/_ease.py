@@ -9,8 +9,8 @@ from numbers import Real
 from typing import Any
 
 import numpy as np
-from scipy.linalg import lapack
 import scipy.sparse as sp
+from scipy.linalg import lapack
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
@@ -196,7 +196,8 @@ class EASE(RecommenderMixin, BaseEstimator):
             )
         if self.lam == "auto":
             self.lam_scores_ = self._validation_scores(X, G)
-            self.lam_ = max(self.lam_scores_, key=self.lam_scores_.get)
+            scores = self.lam_scores_
+            self.lam_ = max(scores, key=lambda lam: scores[lam])
         else:
             self.lam_ = float(self.lam)
         self.coef_ = _ease_weights(G, self.lam_)

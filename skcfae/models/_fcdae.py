@@ -17,8 +17,8 @@ from ..nn import Phase, TrainConfig
 from ..nn._engine import PhaseFactory
 from ..nn._modules import SparseLinear, WideAE, dense_linear
 from ..nn._sparse import SparseDecoder, SparseEncoder
-from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 from ._neural import RESUME_CONSTRAINTS
+from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 
 __all__ = ["FCDAE"]
 

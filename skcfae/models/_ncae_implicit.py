@@ -27,7 +27,7 @@ from ..nn import Batch, Phase, TrainConfig, TrainState, user_rows
 from ..nn._engine import PhaseFactory
 from ._eals import missing_weights
 from ._ncae import _drop_observed, _NCAENet
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender, RESUME_CONSTRAINTS
+from ._neural import NEURAL_CONSTRAINTS, RESUME_CONSTRAINTS, NeuralRecommender
 
 __all__ = ["NCAEImplicit", "ncae_implicit_loss", "sparsity_aware_augmentation"]
 

@@ -31,7 +31,7 @@ from ..base import shared_args
 from ..nn import Batch, Phase, TrainConfig, TrainState, Validation, fit_loop, user_rows
 from ..nn._engine import LossFn, PhaseFactory, apply_update
 from ._cdae import sample_negatives
-from ._neural import NEURAL_CONSTRAINTS, NeuralRecommender, RESUME_CONSTRAINTS
+from ._neural import NEURAL_CONSTRAINTS, RESUME_CONSTRAINTS, NeuralRecommender
 
 __all__ = ["NCF"]
 

@@ -20,8 +20,8 @@ from ..nn import Batch, Phase, TrainConfig, user_rows
 from ..nn._engine import PhaseFactory
 from ..nn._modules import WideAE
 from ..nn._sparse import SparseDecoder, SparseEncoder
-from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 from ._neural import RESUME_CONSTRAINTS
+from ._wide import _WIDE_CONSTRAINTS, _WideDAE
 
 __all__ = ["SparseWideDAE", "matching_width"]
 
