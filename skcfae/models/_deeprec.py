@@ -287,15 +287,6 @@ class DeepRec(_RatingAE):
         self.output_activation = output_activation
         self.l2_reg = l2_reg
 
-    def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
-        sizes = tuple(self.hidden_layer_sizes)
-        if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
-            raise ValueError(
-                "The 'hidden_layer_sizes' parameter of DeepRec must be a tuple of ints >= 1. "
-                f"Got {self.hidden_layer_sizes!r} instead."
-            )
-        super()._check_params_vs_input(X, **given)
-
     def _resolved_output_activation(self) -> str:
         """With "auto", SELU if every training rating lies in SELU's range, else the identity."""
         if self.output_activation != "auto":

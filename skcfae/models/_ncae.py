@@ -351,13 +351,12 @@ class NCAE(_RatingAE):
         return tuple(int(s) for s in self.hidden_layer_sizes)
 
     def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
-        sizes = tuple(self.hidden_layer_sizes)
-        if not sizes or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes
-        ):
+        # each width is checked by NeuralRecommender.fit (check_layer_sizes); this network
+        # also needs at least one hidden layer
+        if not tuple(self.hidden_layer_sizes):
             raise ValueError(
-                "The 'hidden_layer_sizes' parameter of NCAE must be a non-empty tuple of ints "
-                f">= 1. Got {self.hidden_layer_sizes!r} instead."
+                "The 'hidden_layer_sizes' parameter of NCAE must be a non-empty tuple of "
+                "ints >= 1. Got () instead."
             )
         super()._check_params_vs_input(X, **given)
 

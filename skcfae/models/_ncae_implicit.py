@@ -13,7 +13,7 @@ sparse first layer, tanh everywhere) and its input dropout on the observed entri
 from __future__ import annotations
 
 from functools import partial
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -352,13 +352,12 @@ class NCAEImplicit(NeuralRecommender):
         self.l2_reg = l2_reg
 
     def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
-        sizes = tuple(self.hidden_layer_sizes)
-        if not sizes or not all(
-            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes
-        ):
+        # each width is checked by NeuralRecommender.fit (check_layer_sizes); this network
+        # also needs at least one hidden layer
+        if not tuple(self.hidden_layer_sizes):
             raise ValueError(
-                "The 'hidden_layer_sizes' parameter of NCAEImplicit must be a non-empty tuple "
-                f"of ints >= 1. Got {self.hidden_layer_sizes!r} instead."
+                "The 'hidden_layer_sizes' parameter of NCAEImplicit must be a non-empty tuple of "
+                "ints >= 1. Got () instead."
             )
 
     # -- network and training ----------------------------------------------------------------
