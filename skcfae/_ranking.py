@@ -41,6 +41,7 @@ from .model_selection import _fold_in_split
 
 __all__ = [
     "KERNELS",
+    "VALID_K",
     "hit_rate_from_topk",
     "iter_row_batches",
     "ndcg_from_topk",
@@ -53,6 +54,10 @@ __all__ = [
     "topk_from_scores",
     "topk_masked",
 ]
+
+#: Cut-off of the NDCG by which a fit scores its validation users (the neural models' early
+#: stopping, ``EASE(lam="auto")``).
+VALID_K = 100
 
 # ---------------------------------------------------------------------------------------------
 # Batching

@@ -69,6 +69,25 @@ def _partition(X: sp.csr_array, test_mask: np.ndarray) -> tuple[sp.csr_array, sp
 # ---------------------------------------------------------------------------------------------
 
 
+#: Users with fewer interactions cannot be split 80/20 by :func:`fold_in_split`.
+MIN_SPLIT_INTERACTIONS = 5
+
+
+def draw_validation_users(
+    X: sp.csr_array, fraction: float, rng: np.random.RandomState
+) -> tuple[np.ndarray, int]:
+    """The held-out users of a fit's own validation (early stopping, ``EASE(lam="auto")``).
+
+    ``round(fraction * n_users)`` rows of canonical CSR ``X`` drawn without replacement among
+    those with at least :data:`MIN_SPLIT_INTERACTIONS` interactions (all of them when there
+    are fewer). Returns ``(sorted row indices, number of eligible rows)``; the caller decides
+    what too few means.
+    """
+    eligible = np.flatnonzero(np.diff(X.indptr) >= MIN_SPLIT_INTERACTIONS)
+    n_valid = min(int(round(fraction * X.shape[0])), eligible.size)
+    return np.sort(rng.choice(eligible, n_valid, replace=False)), int(eligible.size)
+
+
 @validate_params(
     {
         "X": ["array-like", "sparse matrix"],

@@ -15,7 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
 from .._compat import Interval, StrOptions, _fit_context
-from .._ranking import iter_row_batches, ndcg_from_topk, topk_masked
+from .._ranking import VALID_K, iter_row_batches, ndcg_from_topk, topk_masked
 from .._typing import InteractionMatrix
 from ..base import RecommenderMixin
 
@@ -25,8 +25,6 @@ logger = logging.getLogger(__name__)
 _GRAM_BLOCK = 4096
 #: Validation users scored at once by ``lam="auto"``.
 _SCORE_BATCH = 2048
-#: Cut-off of the validation NDCG, as the neural models' early stopping.
-VALID_K = 100
 
 
 def gram_matrix(X: sp.csr_array) -> np.ndarray:
@@ -206,21 +204,19 @@ class EASE(RecommenderMixin, BaseEstimator):
 
     def _validation_scores(self, X: sp.csr_array, G: np.ndarray) -> dict[float, float]:
         """Validation NDCG@100 of every λ in ``lams`` (see ``lam``)."""
-        from ..model_selection import fold_in_split
+        from ..model_selection import MIN_SPLIT_INTERACTIONS, draw_validation_users, fold_in_split
 
         lams = np.asarray(self.lams, dtype=np.float64).ravel()
         if lams.size == 0 or not np.all(np.isfinite(lams) & (lams > 0)):
             raise ValueError(f"EASE: lams must be positive finite numbers; got {self.lams!r}.")
         rng = check_random_state(self.random_state)
-        eligible = np.flatnonzero(np.diff(X.indptr) >= 5)
-        n_valid = min(int(round(self.validation_fraction * X.shape[0])), eligible.size)
-        if n_valid < 1 or n_valid >= X.shape[0]:
+        valid, n_eligible = draw_validation_users(X, self.validation_fraction, rng)
+        if valid.size < 1 or valid.size >= X.shape[0]:
             raise ValueError(
-                f"EASE(lam='auto'): {X.shape[0]} users, {eligible.size} of them with at least 5 "
-                f"interactions, leave no validation user at validation_fraction="
-                f"{self.validation_fraction}; pass a float lam."
+                f"EASE(lam='auto'): {X.shape[0]} users, {n_eligible} of them with at least "
+                f"{MIN_SPLIT_INTERACTIONS} interactions, leave no validation user at "
+                f"validation_fraction={self.validation_fraction}; pass a float lam."
             )
-        valid = np.sort(rng.choice(eligible, n_valid, replace=False))
         fold_in, holdout = fold_in_split(X[valid], random_state=rng)
         G_train = G - gram_matrix(X[valid])
         k = min(VALID_K, X.shape[1])

@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from torch import Tensor, nn
 
 from .._compat import Interval, StrOptions, _fit_context
-from .._ranking import iter_row_batches, ndcg_from_topk, topk_masked
+from .._ranking import VALID_K, iter_row_batches, ndcg_from_topk, topk_masked
 from .._typing import InteractionMatrix
 from .._validation import check_layer_sizes
 from ..base import RecommenderMixin
@@ -70,9 +70,6 @@ _NOT_FINGERPRINTED = frozenset({"checkpoint", "verbose", "warm_start"})
 _CHECKPOINT_FORMAT = "skcfae-checkpoint"
 _CHECKPOINT_VERSION = 1
 
-VALID_K = 100
-#: Validation users need this many interactions to be split 80/20 (``fold_in_split``).
-_MIN_VALID_INTERACTIONS = 5
 #: ``early_stopping="auto"`` validates only with at least this many validation users.
 _MIN_AUTO_VALID_USERS = 10
 
@@ -410,19 +407,18 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
                 )
                 fold_in, holdout = model_selection.fold_in_split(X_valid, random_state=rng)
             return X, (fold_in, holdout)
-        eligible = np.flatnonzero(np.diff(X.indptr) >= _MIN_VALID_INTERACTIONS)
-        n_valid = min(int(round(self.validation_fraction * X.shape[0])), eligible.size)
-        if self.early_stopping == "auto" and n_valid < _MIN_AUTO_VALID_USERS:
+        rows, n_eligible = model_selection.draw_validation_users(X, self.validation_fraction, rng)
+        if self.early_stopping == "auto" and rows.size < _MIN_AUTO_VALID_USERS:
             return X, None
-        if n_valid < 1 or n_valid >= X.shape[0]:
+        if rows.size < 1 or rows.size >= X.shape[0]:
             raise ValueError(
                 f"{name}.fit: validation_fraction={self.validation_fraction} of {X.shape[0]} "
-                f"users ({eligible.size} with at least {_MIN_VALID_INTERACTIONS} interactions) "
-                "leaves no training or no validation user; pass more users, change it or set "
-                "early_stopping=False."
+                f"users ({n_eligible} with at least {model_selection.MIN_SPLIT_INTERACTIONS} "
+                "interactions) leaves no training or no validation user; pass more users, "
+                "change it or set early_stopping=False."
             )
         valid = np.zeros(X.shape[0], dtype=bool)
-        valid[rng.choice(eligible, n_valid, replace=False)] = True
+        valid[rows] = True
         fold_in, holdout = model_selection.fold_in_split(X[valid], random_state=rng)
         return X[~valid], (fold_in, holdout)
 
