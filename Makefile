@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench docs
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,3 +20,7 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check skcfae tests benchmarks examples
 	$(PY) -m ruff format --check skcfae tests benchmarks examples
 	$(PY) -m mypy
+
+# The documentation site (Sphinx): warnings are errors; the gallery examples run.
+docs: $(VENV)/.installed
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html

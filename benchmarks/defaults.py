@@ -135,6 +135,7 @@ def default_model(name: str):
     return {
         "Sw-dae": lambda: swdae({}),
         "Sw-dae-b500": lambda: swdae({"batch_size": 500}),  # the paper's batch, else default
+        "Sw-dae-K1000": lambda: swdae({"K": 1000}),  # the default before K="auto"
         "EASE": lambda: EASE(random_state=0),
         "EASE-500": lambda: EASE(lam=500.0),  # the default before lam="auto"
         "Mult-DAE": lambda: MultDAE(random_state=0),
@@ -189,7 +190,8 @@ def tables(args) -> None:
         if study_rows:
             lines += [
                 "Candidates (split 0; chosen on validation users; every other setting at the "
-                "paper's values: K 1000, R 100, dropout 0.6, hidden dropout 0.2, batch 500; "
+                "paper's values: K 1000 unless named, R = K/10, dropout 0.6, hidden dropout "
+                "0.2, batch 500; "
                 "best epoch kept; s / epoch measured on shared, loaded cores):",
                 "",
                 "| candidate | valid NDCG@100 | test NDCG@100 | best epoch / run | "

@@ -35,8 +35,10 @@ _LAZY = {
     "NCF": "skcfae.models._ncf",
     "Popularity": "skcfae.models._popularity",
     "SLIM": "skcfae.models._slim",
+    "SVAE": "skcfae.models._svae",
     "SparseWideDAE": "skcfae.models._swdae",
     "WMF": "skcfae.models._wmf",
+    "recommend_chunked": "skcfae._chunked",
 }
 
 __all__ = sorted(["RecommenderMixin", "__version__", "load", "recommend", "save", *_LAZY])

@@ -350,6 +350,7 @@ def recommend(
     exclude_seen: bool = ...,
     items: npt.ArrayLike | None = ...,
     return_scores: Literal[False] = ...,
+    timestamps: InteractionMatrix | None = ...,
 ) -> np.ndarray: ...
 
 
@@ -362,6 +363,7 @@ def recommend(
     exclude_seen: bool = ...,
     items: npt.ArrayLike | None = ...,
     return_scores: Literal[True],
+    timestamps: InteractionMatrix | None = ...,
 ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -373,6 +375,7 @@ def recommend(
     exclude_seen: bool = True,
     items: npt.ArrayLike | None = None,
     return_scores: bool = False,
+    timestamps: InteractionMatrix | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Top-``n`` items for each row of X from a recommender or a Pipeline ending in one.
 
@@ -395,6 +398,12 @@ def recommend(
         .. versionadded:: 0.1
     return_scores : bool, default=False
         Also return the scores of the recommended items.
+
+        .. versionadded:: 0.1
+    timestamps : {array-like, sparse matrix} of shape (n_users, n_items), default=None
+        Time of each interaction of X, for a sequence model (:class:`skcfae.SVAE`), with the
+        sparsity pattern of the matrix the last step sees; passed to its ``recommend``. A
+        recommender whose ``recommend`` takes no timestamps refuses them (``TypeError``).
 
         .. versionadded:: 0.1
 
@@ -433,6 +442,8 @@ def recommend(
         extra["items"] = items
     if return_scores:
         extra["return_scores"] = True
+    if timestamps is not None:
+        extra["timestamps"] = timestamps
     out: np.ndarray | tuple[np.ndarray, np.ndarray] = estimator.recommend(
         X, n, exclude_seen=exclude_seen, **extra
     )

@@ -8,6 +8,8 @@ input validated once, then passed on as canonical CSR.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from numbers import Integral
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -15,6 +17,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
+from ._progress import batch_bar
 from ._ranking import iter_row_batches, rank_batch, recommend, score_fold_in
 from ._typing import InteractionMatrix
 from ._validation import (
@@ -94,6 +97,14 @@ class RecommenderMixin:
     def _batch_users(self) -> int:
         return int(getattr(self, "batch_size", None) or DEFAULT_BATCH_USERS)
 
+    def _user_batches(self, X: sp.csr_array, caller: str) -> Iterator[tuple[slice, sp.csr_array]]:
+        """The row batches of X, with a progress bar over them at ``verbose=1`` when there are
+        several (estimators without ``verbose`` are silent)."""
+        size = self._batch_users()
+        verbose = getattr(self, "verbose", 0)
+        verbose = int(verbose) if isinstance(verbose, Integral) else 0
+        return batch_bar(iter_row_batches(X, size), -(-X.shape[0] // size), caller, verbose)
+
     # -- public API -------------------------------------------------------------------------
     def decision_function(self, X: InteractionMatrix) -> np.ndarray:
         """Score every item for each user (row) of X.
@@ -114,7 +125,7 @@ class RecommenderMixin:
         )
         parts = [
             np.asarray(self._decision_function_batch(Xb, rows), dtype=np.float32)
-            for rows, Xb in iter_row_batches(X, self._batch_users())
+            for rows, Xb in self._user_batches(X, f"{type(self).__name__}.decision_function")
         ]
         return np.vstack(parts)
 
@@ -152,7 +163,8 @@ class RecommenderMixin:
         """Top-``n`` items for each user (row) of X, best first.
 
         Computed batch by batch (``batch_size`` users at a time, or 1000): memory is bounded
-        by a batch x n_items score block, never a users x items matrix.
+        by a batch x n_items score block, never a users x items matrix. An estimator with
+        ``verbose=1`` shows a progress bar over the batches when there are several.
 
         Parameters
         ----------
@@ -213,7 +225,7 @@ class RecommenderMixin:
             n = check_n(n, candidates.size, caller, limit=f"items holds {candidates.size} items")
         top = np.empty((X.shape[0], n), dtype=np.int64)
         scores = np.empty((X.shape[0], n), dtype=np.float32) if return_scores else None
-        for rows, Xb in iter_row_batches(X, self._batch_users()):
+        for rows, Xb in self._user_batches(X, caller):
             top[rows], batch_scores = self._recommend_batch(Xb, rows, n, exclude_seen, candidates)
             if scores is not None:
                 scores[rows] = batch_scores

@@ -31,15 +31,19 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from threadpoolctl import threadpool_limits
 
 from ._compat import Interval, StrOptions, _fit_context
+from ._progress import progress_line
 from ._typing import InteractionMatrix, RandomState
 from ._validation import check_has_interactions, check_interactions, check_n_items
 
-__all__ = ["GroupedInteractions", "ItemGrouper"]
+__all__ = ["GroupedInteractions", "ItemGrouper", "auto_n_groups"]
 
 logger = logging.getLogger(__name__)
 
 #: ``F="auto"`` embeds in min(K, this) dimensions: the paper's 50 (§4.3) for K >= 50.
 _AUTO_F_MAX = 50
+
+#: ``K="auto"``: 1000 groups below this many users, 2000 from it on (see auto_n_groups).
+_AUTO_K_USERS = 3000
 
 #: Up to this many items the embedding comes from a dense eigendecomposition of the
 #: n_items x n_items matrix (exact, no ARPACK restriction F < n_items); above it, from ARPACK
@@ -62,6 +66,30 @@ _SUM_GUARD = 1e-6
 
 
 # -- the embedding (Algorithm 1 steps 1-4, Algorithm 2 steps 1-4) ------------------------------
+def auto_n_groups(n_users: int, n_items: int) -> int:
+    """The number of groups K of ``ItemGrouper(K="auto")`` for ``n_users`` x ``n_items`` data.
+
+    1000 (the paper's smallest width, Khawar et al., WWW 2020, §4.3) below 3,000 users and
+    2000 from 3,000 users on, as long as the catalog has at least K items; with fewer than
+    1000 items, a third of the items (at least 1).
+
+    The rule comes from the cross-dataset study in ``benchmarks/defaults.py`` (validation
+    users only). On ml-1m (4,832 training users), K=2000 beat K=1000 on the validation users
+    of all 5 splits (0.4785 vs 0.4724 NDCG@100 on average). On lastfm-2k (1,514 users) the two
+    tied (0.4069 vs 0.4053), and on ml-latest-small (488 users) K=1000 was better (0.3703 vs
+    0.3644). A wider layer needs more users to train it. Widths above 2000 were not measured,
+    so the rule stops there; search ``K`` for larger data, as the paper did.
+
+    Examples
+    --------
+    >>> from skcfae.grouping import auto_n_groups
+    >>> auto_n_groups(6040, 3706), auto_n_groups(943, 1682), auto_n_groups(1000, 300)
+    (2000, 1000, 100)
+    """
+    K = 2000 if n_users >= _AUTO_K_USERS and n_items >= 2000 else 1000
+    return K if K <= n_items else max(1, n_items // 3)
+
+
 def _item_scaling(X: sp.csr_array, method: str) -> np.ndarray:
     """Column scaling s with ``(X diag(s))ᵀ(X diag(s))`` = Δ (laplacian) or XᵀX (svd).
 
@@ -118,6 +146,8 @@ def _top_eigenpairs(
     seed: int,
     solver: str,
     known: sp.csr_array | None = None,
+    *,
+    verbose: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top eigenpairs of ``M = AᵀA`` with ``A = X diag(scale)``, largest eigenvalue first.
 
@@ -131,21 +161,35 @@ def _top_eigenpairs(
     ``n_components``, any ``n_components`` orthonormal combinations are top eigenvectors:
     fixed random ones (seeded by ``seed``), so that every component still has its own
     direction (the first ``n_components`` alone would put the other components at 0).
+    ``verbose >= 1`` reports the solver, F and the time on stderr.
     """
     n_items = X.shape[1]
     n_known = 0 if known is None else known.shape[1]
+    tic = time.perf_counter()
     if solver == "dense":
         A64 = X.astype(np.float64, copy=True)
         A64.data *= scale[A64.indices]
-        M = np.asarray((A64.T @ A64).toarray(), dtype=np.float64)
+        M_sparse = A64.T @ A64
+        nonzeros = M_sparse.nnz
+        M = np.asarray(M_sparse.toarray(), dtype=np.float64)
+        del M_sparse
+        progress_line(
+            verbose,
+            "ItemGrouper",
+            f"co-occurrence matrix formed: {n_items:,} x {n_items:,}, {nonzeros:,} nonzeros",
+            time.perf_counter() - tic,
+        )
+        tic = time.perf_counter()
         lo = n_items - n_components
         with threadpool_limits(1, user_api="blas"):
             values, vectors = scipy.linalg.eigh(M, subset_by_index=[lo, n_items - 1])
+        how = f"LAPACK eigh of the dense {n_items:,} x {n_items:,} matrix"
     elif known is not None and n_known >= n_components:
         values, vectors = np.ones(n_components), known.toarray()
         if n_known > n_components:
             rotation = np.random.RandomState(seed).standard_normal((n_known, n_components))
             vectors = np.asarray(known @ np.linalg.qr(rotation)[0])
+        how = f"none: the top F are the {n_known:,} component eigenvectors (eigenvalue 1)"
     else:
         A = X.astype(np.float32, copy=True)
         A.data *= scale[A.indices].astype(np.float32)
@@ -156,7 +200,10 @@ def _top_eigenpairs(
         def deflate(v: np.ndarray) -> np.ndarray:
             return v if n_known == 0 else v - U @ (Ut @ v)
 
+        products = [0]
+
         def matvec(v: np.ndarray) -> np.ndarray:
+            products[0] += 1
             v32 = np.asarray(deflate(np.ravel(v)), dtype=np.float32)
             return deflate(np.asarray(At @ (A @ v32), dtype=np.float64))
 
@@ -171,6 +218,12 @@ def _top_eigenpairs(
         if n_known:
             values = np.concatenate([np.ones(n_known), values])
             vectors = np.hstack([U.toarray(), vectors])
+        how = f"ARPACK eigsh (Lanczos) on the matrix-free operator, {products[0]} products"
+        if n_known:
+            how += f", {n_known} component eigenvectors given"
+    progress_line(
+        verbose, "ItemGrouper", f"eigensolver: {how}; F={n_components}", time.perf_counter() - tic
+    )
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
     # Eigenvectors are defined up to sign: make the largest |entry| of each positive
@@ -209,20 +262,34 @@ def _spectral_embedding(
     normalize: str | None = "l2",
     seed: int = 0,
     solver: str = "auto",
+    verbose: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Item embedding of Algorithm 1 (laplacian) or 2 (svd), rows normalised.
 
     Returns ``(embedding, eigenvalues)``: ``embedding`` of shape (n_items, n_components),
     float64, rows of items without interactions all zero; ``eigenvalues`` of Δ or XᵀX
-    (the squared singular values of X), largest first.
+    (the squared singular values of X), largest first. ``verbose >= 1`` reports the
+    co-occurrence step and the eigensolver on stderr.
     """
     if solver == "auto":
         solver = _choose_solver(X.shape[1], n_components)
+    tic = time.perf_counter()
     scale = _item_scaling(X, method)
     # Lanczos misses copies of a repeated eigenvalue: eigenvalue 1 of Δ is repeated once per
     # connected component, so those eigenvectors are given to it. (LAPACK finds them all.)
     known = _unit_eigenvectors(X, scale) if method == "laplacian" and solver == "arpack" else None
-    values, vectors = _top_eigenpairs(X, scale, n_components, seed, solver, known)
+    if verbose >= 1:  # ASCII only: stderr may not encode more
+        what = "Laplacian D^-1/2 X^T X D^-1/2" if method == "laplacian" else "X^T X"
+        line = (
+            f"co-occurrence {what}: item scaling of {X.shape[1]:,} items from the {X.nnz:,} "
+            f"nonzeros of X ({X.shape[0]:,} users)"
+        )
+        if solver != "dense":
+            line += ", the matrix applied matrix-free (never formed)"
+        if known is not None:
+            line += f", {known.shape[1]:,} connected components"
+        progress_line(verbose, "ItemGrouper", line, time.perf_counter() - tic)
+    values, vectors = _top_eigenpairs(X, scale, n_components, seed, solver, known, verbose=verbose)
     if method == "svd":
         # P = U_F Σ_F with Σ_F = sqrt of the eigenvalues of XᵀX (Algorithm 2, step 3).
         vectors = vectors * np.sqrt(np.clip(values, 0.0, None))
@@ -240,6 +307,7 @@ def _cached_spectral_embedding(
     n_components: int,
     method: str,
     normalize: str | None,
+    verbose: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_spectral_embedding` of the CSR matrix ``(data, indices, indptr)``.
 
@@ -247,10 +315,12 @@ def _cached_spectral_embedding(
     the matrix, so that joblib's hash of the arguments depends on the interactions alone, not
     on the flags scipy keeps on a matrix object. The Lanczos start vector and the signs are
     fixed, so the result does not depend on ``random_state``: a search over K, R and the seed
-    shares one embedding per training set.
+    shares one embedding per training set. ``verbose`` is not part of the cache key.
     """
     X = sp.csr_array((data, indices, indptr), shape=shape)
-    return _spectral_embedding(X, n_components, method=method, normalize=normalize, seed=0)
+    return _spectral_embedding(
+        X, n_components, method=method, normalize=normalize, seed=0, verbose=verbose
+    )
 
 
 # -- grouping (Algorithm 1 steps 5-6) ---------------------------------------------------------
@@ -366,9 +436,15 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    K : int, default=1000
+    K : int or "auto", default="auto"
         Number of groups (k-means centroids); at most the number of items. The paper searched
-        multiples of 1000 (§4.3).
+        multiples of 1000 (§4.3) and found wider networks better (§5.3, Figure 5).
+        ``"auto"`` (:func:`auto_n_groups`) is 1000 below 3,000 users and 2000 from 3,000
+        users on, or a third of the items where the catalog is too small for that; ``K_``
+        holds the value used.
+
+        .. versionchanged:: 0.1
+           The default changed from 1000 to ``"auto"`` (the same below 3,000 users).
     R : int or None, default=None
         Number of groups per item (degree of overlap), ``1 <= R <= K``. None means
         ``max(1, round(K / 10))`` (rounding half up), the 10% sparsity used throughout the
@@ -411,19 +487,26 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds k-means; an int gives identical groups on every fit. The spectral embedding
         does not depend on it (fixed Lanczos start vector).
+    verbose : int, default=0
+        0 prints nothing; 1 or more prints one line per step of ``fit`` to stderr, with its
+        time in seconds: the co-occurrence matrix (items, nonzeros of X), the eigensolver
+        (which one, F), k-means (K, iterations, inertia) and the R-per-item membership (or
+        that the embedding was loaded from ``memory``).
+
+        .. versionadded:: 0.1
 
     Attributes
     ----------
-    membership_ : scipy.sparse.csr_array of shape (n_items, K), float32
+    membership_ : scipy.sparse.csr_array of shape ``(n_items, K_)``, float32
         1.0 where an item belongs to a group; exactly ``R_`` ones per row, column indices
         sorted.
-    embedding_ : ndarray of shape (n_items, F_)
+    embedding_ : ndarray of shape ``(n_items, F_)``
         The normalised item embedding that k-means clustered; zero rows for items without
         any interaction.
-    eigenvalues_ : ndarray of shape (F_,)
+    eigenvalues_ : ndarray of shape ``(F_,)``
         Top eigenvalues of Δ (laplacian) or of XᵀX (svd: the squared singular values of
         X), largest first.
-    centroids_ : ndarray of shape (K, F_)
+    centroids_ : ndarray of shape ``(K_, F_)``
         The k-means centroids.
     labels_ : ndarray of shape (n_items,)
         Nearest centroid of each item (its k-means cluster).
@@ -431,8 +514,10 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Sum of squared distances of the items to their nearest centroid.
     n_iter_ : int
         Iterations of the kept k-means run (passes over the items for ``"minibatch"``).
+    K_ : int
+        The number of groups used (``K``, or its value for ``"auto"``).
     R_ : int
-        The number of groups per item used (``R``, or its default from ``K``).
+        The number of groups per item used (``R``, or its default from ``K_``).
     F_ : int
         The embedding dimension used: ``F``, or ``min(50, K)`` for ``"auto"``, at most the
         number of items.
@@ -550,7 +635,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
-        "K": [Interval(Integral, 1, None, closed="left")],
+        "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "method": [StrOptions({"laplacian", "svd"})],
@@ -560,11 +645,12 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "memory": [None, str, Memory],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
         self,
-        K: int = 1000,
+        K: int | str = "auto",
         *,
         R: int | None = None,
         F: int | str = "auto",
@@ -575,6 +661,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         max_iter: int = 100,
         memory: str | Memory | None = None,
         random_state: RandomState = None,
+        verbose: int = 0,
     ) -> None:
         self.K = K
         self.R = R
@@ -586,6 +673,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.memory = memory
         self.random_state = random_state
+        self.verbose = verbose
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -604,23 +692,24 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_n_items(self, X, reset=reset)
         return X
 
-    def _check_params_vs_input(self, n_items: int) -> tuple[int, int]:
-        """Resolve R and F against K and the data; raise for impossible combinations."""
-        if self.K > n_items:
+    def _check_params_vs_input(self, n_users: int, n_items: int) -> tuple[int, int, int]:
+        """Resolve K, R and F against the data; raise for impossible combinations."""
+        K = auto_n_groups(n_users, n_items) if self.K == "auto" else int(self.K)
+        if K > n_items:
             raise ValueError(
                 f"The 'K' parameter of ItemGrouper.fit must be at most the number of items: "
-                f"X has {n_items} feature(s) (items) but K={self.K}, and k-means cannot "
+                f"X has {n_items} feature(s) (items) but K={K}, and k-means cannot "
                 f"place more centroids than items. Use K <= {n_items}."
             )
-        R = max(1, (self.K + 5) // 10) if self.R is None else int(self.R)
-        if R > self.K:
+        R = max(1, (K + 5) // 10) if self.R is None else int(self.R)
+        if R > K:
             raise ValueError(
                 f"The 'R' parameter of ItemGrouper.fit must be an int in the range "
-                f"[1, K={self.K}]: an item cannot join more groups than exist. Got R={R}; "
+                f"[1, K={K}]: an item cannot join more groups than exist. Got R={R}; "
                 f"use R < K (the paper uses R = K / 10)."
             )
-        F = min(_AUTO_F_MAX, self.K) if self.F == "auto" else int(self.F)
-        return R, min(F, n_items)
+        F = min(_AUTO_F_MAX, K) if self.F == "auto" else int(self.F)
+        return K, R, min(F, n_items)
 
     # -- fit / transform --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -642,28 +731,48 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self._fit(self._validate(X, reset=True, caller="ItemGrouper.fit"))
 
     def _fit(self, X: sp.csr_array) -> ItemGrouper:
-        R, F = self._check_params_vs_input(X.shape[1])
+        K, R, F = self._check_params_vs_input(*X.shape)
         rng = check_random_state(self.random_state)
         kmeans_seed = int(rng.randint(np.iinfo(np.int32).max))
 
         tic = time.perf_counter()
         # The embedding is a function of X, F, method and normalize alone, so every clone in a
         # search over K and R (and random_state) shares one cache entry per training set.
-        embed = check_memory(self.memory).cache(_cached_spectral_embedding)
+        embed = check_memory(self.memory).cache(_cached_spectral_embedding, ignore=["verbose"])
         args = (X.indptr, X.indices, X.data, X.shape, F, self.method, self.normalize)
-        hit = bool(embed.check_call_in_cache(*args))
-        embedding, values = embed(*args)
+        verbose = int(self.verbose)  # positional: a Memory's wrapper may take no keywords
+        hit = bool(embed.check_call_in_cache(*args, verbose))
+        embedding, values = embed(*args, verbose)
         t_spectrum = time.perf_counter() - tic
+        if hit:
+            progress_line(
+                verbose, "ItemGrouper", f"spectral embedding (F={F}) loaded from memory", t_spectrum
+            )
 
         tic = time.perf_counter()
-        centroids, n_iter = self._kmeans(embedding, kmeans_seed)
+        centroids, n_iter, km_inertia = self._kmeans(embedding, K, kmeans_seed)
         t_kmeans = time.perf_counter() - tic
+        progress_line(
+            verbose,
+            "ItemGrouper",
+            f"k-means ({self.kmeans}, n_init={self.n_init}): K={K} centroids of "
+            f"{embedding.shape[0]:,} items in F={F} dimensions, {n_iter} iterations, "
+            f"inertia {km_inertia:.4g}",
+            t_kmeans,
+        )
 
         tic = time.perf_counter()
         with threadpool_limits(1, user_api="blas"):  # argpartition, not the GEMM, dominates
             nearest, labels, inertia = _nearest_centroids(embedding, centroids, R)
-        membership = _membership_matrix(nearest, self.K)
+        membership = _membership_matrix(nearest, K)
         t_assign = time.perf_counter() - tic
+        progress_line(
+            verbose,
+            "ItemGrouper",
+            f"membership: each item joins its R={R} nearest of the K={K} groups "
+            f"({membership.nnz:,} item-group links)",
+            t_assign,
+        )
 
         self.embedding_ = embedding
         self.eigenvalues_ = values
@@ -672,6 +781,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.membership_ = membership
+        self.K_ = K
         self.R_ = R
         self.F_ = F
         self.embedding_cached_ = hit
@@ -686,22 +796,24 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )
         return self
 
-    def _kmeans(self, embedding: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
+    def _kmeans(self, embedding: np.ndarray, K: int, seed: int) -> tuple[np.ndarray, int, float]:
+        """Centroids, iterations and inertia of the kept k-means run."""
         if self.kmeans == "full":
             km: KMeans | MiniBatchKMeans = KMeans(
-                n_clusters=self.K, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
+                n_clusters=K, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
             )
         else:
             km = MiniBatchKMeans(
-                n_clusters=self.K, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
+                n_clusters=K, n_init=self.n_init, max_iter=self.max_iter, random_state=seed
             )
         # The k-means++ init makes one small BLAS call per centroid, several times slower with
         # more than one BLAS thread; Lloyd iterations use OpenMP threads, except on small
         # problems, where starting threads costs more than it saves.
-        small = embedding.shape[0] * self.K * max(1, embedding.shape[1]) < _SMALL_KMEANS
+        small = embedding.shape[0] * K * max(1, embedding.shape[1]) < _SMALL_KMEANS
         with threadpool_limits(1, user_api=None if small else "blas"):
             km.fit(embedding)
-        return np.asarray(km.cluster_centers_, dtype=np.float64), int(km.n_iter_)
+        centers = np.asarray(km.cluster_centers_, dtype=np.float64)
+        return centers, int(km.n_iter_), float(km.inertia_)
 
     def transform(self, X: InteractionMatrix) -> GroupedInteractions:
         """Pass X on, carrying the learned groups.

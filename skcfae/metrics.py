@@ -18,6 +18,7 @@ the inputs and averages.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
@@ -25,16 +26,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from sklearn.utils.metadata_routing import MetadataRequest
 
-from ._compat import Interval, validate_params
-from ._ranking import KERNELS, score_fold_in, topk_from_scores
+from ._compat import Interval, StrOptions, validate_params
+from ._ranking import KERNELS, recommend, recommend_validated, score_fold_in, topk_from_scores
 from ._typing import InteractionMatrix, RandomState
 from ._validation import check_interactions, check_n, check_n_items, check_same_pattern
+from .model_selection import _sequence_times, _temporal_split
 
 __all__ = sorted(
     [
         "hit_rate_at_k",
         "hit_rate_scorer",
+        "holdout_scorer",
         "ndcg_at_k",
         "ndcg_scorer",
         "precision_at_k",
@@ -43,6 +47,7 @@ __all__ = sorted(
         "recall_scorer",
         "rmse",
         "rmse_scorer",
+        "temporal_scorer",
     ]
 )
 
@@ -525,6 +530,130 @@ hit_rate_scorer.__doc__ = _make_doc(
 )
 
 
+class _TemporalScorer:
+    """``scorer(estimator, X, y=None, *, timestamps) -> float``: a top-k metric on the
+    temporal fold-in/hold-out split of X (see :func:`temporal_scorer`). It requests
+    ``timestamps`` from scikit-learn's metadata routing for ``score``. Picklable."""
+
+    def __init__(self, metric: str, k: int, holdout_fraction: float) -> None:
+        self.metric = metric
+        self.k = k
+        self.holdout_fraction = holdout_fraction
+
+    def __call__(
+        self, estimator: Any, X: InteractionMatrix, y: Any = None, *, timestamps: Any = None
+    ) -> float:
+        caller = "temporal_scorer"
+        if timestamps is None:
+            raise ValueError(
+                f"{caller} splits each user's interactions by time and got no timestamps; "
+                "call scorer(estimator, X, timestamps=T). In GridSearchCV or cross_validate, "
+                "enable scikit-learn's metadata routing "
+                "(sklearn.set_config(enable_metadata_routing=True)) and pass timestamps=T to "
+                "fit (params= in cross_validate): the scorer requests them."
+            )
+        X = check_interactions(X, caller=caller)  # the only validation on this path
+        times = _sequence_times(timestamps, X, caller)
+        fold_in, holdout, T_fold_in, _ = _temporal_split(X, times, self.holdout_fraction, 5)
+        users = np.flatnonzero(np.diff(holdout.indptr) > 0)
+        if users.size == 0:
+            raise ValueError(
+                f"{caller}: no user of X has a held-out item; rows need at least 5 "
+                f"interactions and holdout_fraction={self.holdout_fraction} of them must "
+                "round down to at least one."
+            )
+        n = min(self.k, X.shape[1])
+        final = estimator.steps[-1][1] if hasattr(estimator, "steps") else estimator
+        method = getattr(final, "recommend", None)
+        if method is not None and "timestamps" in inspect.signature(method).parameters:
+            top = recommend(estimator, fold_in[users], n, timestamps=T_fold_in[users])
+        else:  # an order-free model ranks from the same (earliest) fold-in items
+            top = recommend_validated(estimator, fold_in[users], n, exclude_seen=True)
+        top = np.asarray(top)
+        if n < self.k:  # catalog smaller than k: the missing places are empty (-1)
+            top = np.hstack([top, np.full((top.shape[0], self.k - n), -1, dtype=top.dtype)])
+        return float(np.mean(KERNELS[self.metric](top, holdout[users], self.k)))
+
+    def get_metadata_routing(self) -> MetadataRequest:
+        """The scorer's metadata request: ``timestamps`` for ``score``, by default."""
+        request = MetadataRequest(owner=type(self).__name__)
+        request.score.add_request(param="timestamps", alias=True)
+        return request
+
+    def __repr__(self) -> str:
+        return (
+            f"temporal_scorer(metric={self.metric!r}, k={self.k}, "
+            f"holdout_fraction={self.holdout_fraction})"
+        )
+
+
+@validate_params(
+    {
+        "metric": [StrOptions(set(KERNELS))],
+        "k": [Interval(Integral, 1, None, closed="left")],
+        "holdout_fraction": [Interval(Real, 0, 1, closed="neither")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def temporal_scorer(
+    metric: str = "ndcg", *, k: int = 100, holdout_fraction: float = 0.2
+) -> Callable[..., float]:
+    """Scorer of the latest interactions, ranked from the earlier ones (temporal split).
+
+    ``scorer(estimator, X, y=None, *, timestamps)`` splits each row of X with
+    :func:`skcfae.model_selection.temporal_split` (time-sorted: the first 80% fold-in, the
+    last 20% held out; rows with fewer than 5 interactions are not evaluated), ranks the
+    unseen items from the fold-in part with :func:`skcfae.recommend` (so Pipelines work) and
+    averages ``metric`` at ``k`` over the users with a held-out item: the evaluation protocol
+    of Sachdeva, Manco, Ritacco and Pudi (*Sequential Variational Autoencoders for
+    Collaborative Filtering*, WSDM 2019, and their notebook; Le's survey of autoencoder
+    recommenders, §5). A sequence model (its ``recommend`` takes ``timestamps``, as
+    :class:`skcfae.SVAE`) gets the fold-in items' times; any other recommender ranks from the
+    same fold-in items, so both are scored on the same split.
+
+    The scorer requests ``timestamps`` through scikit-learn's metadata routing, so that with
+    ``sklearn.set_config(enable_metadata_routing=True)``, ``GridSearchCV(...,
+    scoring=temporal_scorer()).fit(X, timestamps=T)`` and ``cross_validate(...,
+    params={"timestamps": T})`` hand each test fold its rows of T.
+
+    Parameters
+    ----------
+    metric : {"ndcg", "recall", "precision", "hit_rate"}, default="ndcg"
+        The per-user metric (as :func:`ndcg_at_k`, :func:`recall_at_k`,
+        :func:`precision_at_k`, :func:`hit_rate_at_k`).
+    k : int, default=100
+        Length of the ranked list; places beyond the number of items count as misses.
+    holdout_fraction : float, default=0.2
+        Fraction of each row's interactions held out: its latest ones (rounded down).
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y=None, *, timestamps) -> float``; higher is better. Without
+        ``timestamps`` it raises a ``ValueError``.
+
+        .. versionadded:: 0.1
+
+    See Also
+    --------
+    skcfae.model_selection.temporal_split, ndcg_scorer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae import Popularity
+    >>> from skcfae.metrics import temporal_scorer
+    >>> X = (np.random.RandomState(0).rand(20, 30) < 0.4).astype(float)
+    >>> T = np.random.RandomState(1).rand(20, 30)  # a time per entry
+    >>> scorer = temporal_scorer(k=10)
+    >>> scorer
+    temporal_scorer(metric='ndcg', k=10, holdout_fraction=0.2)
+    >>> 0.0 <= scorer(Popularity().fit(X), X, timestamps=T) <= 1.0
+    True
+    """
+    return _TemporalScorer(metric, k, holdout_fraction)
+
+
 def rmse_scorer() -> Callable[..., float]:
     """Scorer for rating models: the negative RMSE of ``predict`` at the stored entries of X.
 
@@ -553,3 +682,111 @@ def rmse_scorer() -> Callable[..., float]:
     -0.8165
     """
     return _RMSEScorer()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scorer of given held-out items (leave-one-out)
+# ---------------------------------------------------------------------------------------------
+
+
+class _HoldoutScorer:
+    """``scorer(estimator, X, y) -> float``: a top-k metric of the held-out items ``y`` ranked
+    from the users' interactions ``X`` (see :func:`holdout_scorer`). Picklable."""
+
+    def __init__(self, metric: str, k: int) -> None:
+        self.metric = metric
+        self.k = k
+
+    def __call__(self, estimator: Any, X: InteractionMatrix, y: Any = None) -> float:
+        caller = "holdout_scorer"
+        if y is None:
+            raise ValueError(
+                f"{caller} scores held-out items given as y, a matrix of X's shape, and got "
+                "y=None; pass them to the search: GridSearchCV(..., cv=[(rows, rows)])"
+                ".fit(X_train, X_valid) with rows = np.arange(n_users)."
+            )
+        X = check_interactions(X, caller=caller)
+        Y = check_interactions(y, caller=caller, input_name="y")
+        if Y.shape != X.shape:
+            raise ValueError(
+                f"{caller}: X has shape {X.shape} but y has shape {Y.shape}; y holds the "
+                "held-out items of the same users over the same items."
+            )
+        users = np.flatnonzero(np.diff(Y.indptr) > 0)
+        if users.size == 0:
+            raise ValueError(f"{caller}: no user has a held-out item in y.")
+        n = min(self.k, X.shape[1])
+        top = np.asarray(recommend_validated(estimator, X[users], n, exclude_seen=True))
+        if n < self.k:  # catalog smaller than k: the missing places are empty (-1)
+            top = np.hstack([top, np.full((top.shape[0], self.k - n), -1, dtype=top.dtype)])
+        return float(np.mean(KERNELS[self.metric](top, Y[users], self.k)))
+
+    def __repr__(self) -> str:
+        return f"holdout_scorer(metric={self.metric!r}, k={self.k})"
+
+
+@validate_params(
+    {
+        "metric": [StrOptions(set(KERNELS))],
+        "k": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
+def holdout_scorer(metric: str = "ndcg", *, k: int = 100) -> Callable[..., float]:
+    """Scorer of given held-out items: rank from X, look for y (leave-one-out searches).
+
+    ``scorer(estimator, X, y)`` ranks, for every user (row) with at least one held-out item
+    in ``y``, the items not in their row of ``X`` with :func:`skcfae.recommend` (so
+    Pipelines work), and averages ``metric`` at ``k`` over those users. It is the
+    evaluation of the leave-one-out protocol of Li, Zheng and Wu (NCAE, arXiv:1712.09043,
+    §5.1): HR@k and NDCG@k of each user's held-out item among all items the user has not
+    interacted with in training. ``X`` and ``y`` should not share entries (a held-out item
+    that is also in X is excluded from the ranking, so it always misses).
+
+    The users are the same in training and scoring, so a search gets one split whose
+    training and test rows are all the rows, and the held-out items as ``y``::
+
+        train, valid, test = leave_one_out_validation_split(X, times, random_state=0)
+        rows = np.arange(X.shape[0])
+        search = GridSearchCV(model, grid, cv=[(rows, rows)], scoring={
+            "hr": holdout_scorer("hit_rate", k=100), "ndcg": holdout_scorer("ndcg", k=100)},
+            refit=False).fit(train, valid)
+
+    (every skcfae recommender ignores ``y`` in ``fit``). Then refit the best candidate on
+    ``train + valid`` and score it with ``holdout_scorer(...)(model, train + valid, test)``.
+
+    Parameters
+    ----------
+    metric : {"ndcg", "recall", "precision", "hit_rate"}, default="ndcg"
+        The per-user metric (as :func:`ndcg_at_k`, :func:`recall_at_k`,
+        :func:`precision_at_k`, :func:`hit_rate_at_k`). With one held-out item per user,
+        recall and hit rate coincide.
+    k : int, default=100
+        Length of the ranked list (§5.1 uses 100); places beyond the number of items count
+        as misses.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``. Higher is better. ``y=None`` is an error.
+
+        .. versionadded:: 0.1
+
+    See Also
+    --------
+    skcfae.model_selection.leave_one_out_validation_split, ndcg_scorer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae import Popularity
+    >>> from skcfae.metrics import holdout_scorer
+    >>> X = np.array([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0]])
+    >>> y = np.array([[0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0]])
+    >>> scorer = holdout_scorer("hit_rate", k=1)
+    >>> scorer
+    holdout_scorer(metric='hit_rate', k=1)
+    >>> scorer(Popularity().fit(X), X, y)  # user 0 gets item 1 (a hit), user 1 item 2
+    0.5
+    """
+    return _HoldoutScorer(metric, k)

@@ -6,6 +6,7 @@
   2018 and Khawar et al. (WWW 2020, §4.1).
 - :func:`strong_generalization_split` is Liang et al. 2018's whole preprocessing and split.
 - :func:`leave_one_out_split` holds out one (the latest) interaction per user (Li et al., NCAE).
+- :func:`leave_one_out_validation_split` (plus a validation item), :func:`data_ratio_split`: NCAE.
 - :func:`cold_start_users` selects evaluation users by fold-in activity (Khawar et al., WWW
   2020, §5.8).
 - :class:`RatingEntries` makes the stored ratings the samples of a cross-validation (KFold
@@ -28,7 +29,13 @@ import scipy.sparse as sp
 from sklearn.model_selection import KFold, ShuffleSplit
 from sklearn.utils import Bunch, check_random_state
 
-from ._compat import BaseCrossValidator, Interval, InvalidParameterError, validate_params
+from ._compat import (
+    BaseCrossValidator,
+    Interval,
+    InvalidParameterError,
+    StrOptions,
+    validate_params,
+)
 from ._typing import InteractionMatrix, RandomState
 from ._validation import RatingEntries as RatingEntries
 from ._validation import check_interactions, check_same_pattern
@@ -38,10 +45,13 @@ __all__ = sorted(
         "RatingEntries",
         "UserSplit",
         "cold_start_users",
+        "data_ratio_split",
         "fold_in_split",
         "leave_one_out_split",
+        "leave_one_out_validation_split",
         "rating_holdout_split",
         "strong_generalization_split",
+        "temporal_split",
     ]
 )
 
@@ -319,6 +329,7 @@ class UserSplit(BaseCrossValidator):
     {
         "X": ["array-like", "sparse matrix"],
         "timestamps": ["array-like", "sparse matrix", None],
+        "ties": [StrOptions({"highest_item", "random"})],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -327,12 +338,13 @@ def leave_one_out_split(
     X: InteractionMatrix,
     timestamps: InteractionMatrix | None = None,
     *,
+    ties: str = "highest_item",
     random_state: RandomState = None,
 ) -> tuple[sp.csr_array, sp.csr_array]:
     """Hold out one interaction per user: the latest one, or a random one.
 
-    The leave-one-out protocol of Li et al. (NCAE, arXiv:1712.09043; after NCF): every user
-    with at least two interactions moves one to the test part; users with a single
+    The leave-one-out protocol of Li et al. (NCAE, arXiv:1712.09043, §5.1; after NCF): every
+    user with at least two interactions moves one to the test part; users with a single
     interaction keep it in the training part.
 
     Parameters
@@ -341,17 +353,35 @@ def leave_one_out_split(
         Interactions.
     timestamps : {array-like, sparse matrix} of shape (n_users, n_items), default=None
         Time of each interaction: a sparse matrix with X's sparsity pattern (each entry stored
-        once; a stored 0 is time 0), or a dense array read at X's stored entries. When
-        given, each user's latest interaction is held out (ties: the highest item index);
-        otherwise a uniformly random one.
+        once; a stored 0 is time 0), or a dense array read at X's stored entries (numbers or
+        ``datetime64``). NaN (or NaT) marks an interaction without a time. When given, each
+        user with at least one timed interaction holds out their latest timed one (ties on
+        the latest time: see ``ties``); a user none of whose interactions has a time holds
+        out a uniformly random one. None: every user holds out a uniformly random one.
+
+        .. versionchanged:: 0.1
+           NaN marks an interaction without a time (it was an error).
+    ties : {"highest_item", "random"}, default="highest_item"
+        Which of a user's interactions at the latest time is held out: the one with the
+        highest item index (deterministic), or one drawn uniformly at random. Dates of month
+        granularity, such as Last.fm's tag dates, tie often: pass ``"random"`` there, so
+        that the test item does not depend on the order of the item ids.
+
+        .. versionadded:: 0.1
     random_state : int, RandomState instance or None, default=None
-        Controls the random choice when ``timestamps`` is None.
+        Controls the random choices: the test item when ``timestamps`` is None, of users
+        without a timed interaction, and of ties with ``ties="random"``.
 
     Returns
     -------
     X_train : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
     X_test : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
         At most one entry per row; together with X_train a partition of X's entries.
+
+    See Also
+    --------
+    leave_one_out_validation_split : the same test item plus a random validation item.
+    skcfae.datasets.load_lastfm : ``return_tag_dates=True`` gives Last.fm times.
 
     Examples
     --------
@@ -364,22 +394,43 @@ def leave_one_out_split(
     >>> test.toarray()
     array([[1., 0., 0.],
            [0., 0., 0.]], dtype=float32)
+    >>> times = np.array([[np.nan, 10.0, 10.0], [0.0, np.nan, 0.0]])  # user 0: a tie
+    >>> leave_one_out_split(X, times)[1].indices.tolist()
+    [2]
     """
     X = check_interactions(X, caller="leave_one_out_split")
+    rng = check_random_state(random_state)
+    ts = None if timestamps is None else _timestamps_at_entries(timestamps, X)
+    return _partition(X, _leave_one_out_mask(X, ts, ties, rng))
+
+
+def _leave_one_out_mask(
+    X: sp.csr_array, ts: np.ndarray | None, ties: str, rng: np.random.RandomState
+) -> np.ndarray:
+    """Mask of the held-out entry of every row of canonical CSR ``X`` with >= 2 entries.
+
+    ``ts``: the time of each stored entry (NaN: none), or None for a random entry per row.
+    Fully timed ``ts`` with ``ties="highest_item"`` draws nothing from ``rng``.
+    """
     counts = np.diff(X.indptr)
-    rows = _row_ids(X)
     eligible = np.flatnonzero(counts >= 2)
-    if timestamps is None:
-        rng = check_random_state(random_state)
+    if ts is None:
         offsets = np.floor(rng.random_sample(eligible.size) * counts[eligible]).astype(np.int64)
         picked = X.indptr[eligible] + np.minimum(offsets, counts[eligible] - 1)
     else:
-        ts = _timestamps_at_entries(timestamps, X)
-        order = np.lexsort((X.indices, ts, rows))  # by row, then time, then item
-        picked = order[X.indptr[eligible + 1] - 1]  # last of each row's group
+        rows = _row_ids(X)
+        timed = ~np.isnan(ts)
+        tie_key = X.indices.astype(np.float64)
+        if ties == "random" or not timed.all():
+            keys = rng.random_sample(X.nnz)
+            # untimed entries are drawn at random (they compete only in rows without a time)
+            tie_key = np.where(timed, keys if ties == "random" else tie_key, keys)
+        # by row, timed after untimed, then time, then the tie key: the last of a row wins
+        order = np.lexsort((tie_key, np.where(timed, ts, 0.0), timed, rows))
+        picked = order[X.indptr[eligible + 1] - 1]
     test_mask = np.zeros(X.nnz, dtype=bool)
     test_mask[picked] = True
-    return _partition(X, test_mask)
+    return test_mask
 
 
 @validate_params(
@@ -429,24 +480,45 @@ def cold_start_users(
     )
 
 
-def _timestamps_at_entries(timestamps: Any, X: sp.csr_array) -> np.ndarray:
-    caller = "leave_one_out_split"
+def _timestamps_at_entries(
+    timestamps: Any, X: sp.csr_array, caller: str = "leave_one_out_split"
+) -> np.ndarray:
+    """Time of each stored entry of canonical CSR ``X`` (float64, NaN where none)."""
     if sp.issparse(timestamps):
-        T = check_interactions(
-            timestamps, caller=caller, implicit=False, dtype=np.float64, input_name="timestamps"
+        # NaN marks "no time"; the validation refuses NaN, so it sees a copy with NaN as 0
+        # and a second matrix of the same structure says where the NaN were
+        if timestamps.format not in ("csr", "csc", "coo"):
+            timestamps = timestamps.tocoo()
+        values = np.asarray(timestamps.data, dtype=np.float64)
+        missing = np.isnan(values)
+        filled, flags = timestamps.copy(), timestamps.copy()
+        filled.data = np.where(missing, 0.0, values)
+        flags.data = missing.astype(np.float64)
+        T, M = (
+            check_interactions(
+                A, caller=caller, implicit=False, dtype=np.float64, input_name="timestamps"
+            )
+            for A in (filled, flags)
         )
         check_same_pattern(X, T, caller=caller, names=("X", "timestamps"), stores="a time")
-        return np.asarray(T.data)
+        out = np.asarray(T.data)
+        out[M.data > 0] = np.nan
+        return out
     ts = np.asarray(timestamps)
     if ts.dtype.kind == "M":
-        ts = ts.astype("datetime64[ns]").astype(np.int64)
+        nat = np.isnat(ts)
+        ts = ts.astype("datetime64[ns]").astype(np.int64).astype(np.float64)
+        ts[nat] = np.nan
     if ts.dtype.kind not in "biuf":
         raise TypeError(f"{caller} needs numeric timestamps, got dtype {ts.dtype}.")
     if ts.shape != X.shape:
         raise ValueError(f"{caller}: timestamps has shape {ts.shape} but X has shape {X.shape}.")
     values = ts[_row_ids(X), X.indices].astype(np.float64)
-    if np.isnan(values).any():
-        raise ValueError(f"{caller}: timestamps has NaN at some stored entries of X.")
+    if np.isinf(values).any():
+        raise ValueError(
+            f"{caller}: timestamps has infinite values at some stored entries of X; use NaN "
+            "for an interaction without a time."
+        )
     return values
 
 
@@ -515,6 +587,151 @@ def rating_holdout_split(
     test_mask = np.zeros(X.nnz, dtype=bool)
     test_mask[rng.permutation(X.nnz)[:n_test]] = True
     return _partition(X, test_mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal fold-in / hold-out (sequence models: Sachdeva et al., WSDM 2019)
+# ---------------------------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "timestamps": ["array-like", "sparse matrix"],
+        "test_size": [Interval(Real, 0, 1, closed="neither")],
+        "min_interactions": [Interval(Integral, 1, None, closed="left")],
+        "return_timestamps": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def temporal_split(
+    X: InteractionMatrix,
+    timestamps: InteractionMatrix,
+    *,
+    test_size: float = 0.2,
+    min_interactions: int = 5,
+    return_timestamps: bool = False,
+) -> tuple[sp.csr_array, ...]:
+    """Split each user's interactions by time: the earliest in fold-in, the latest held out.
+
+    The evaluation protocol of sequence recommenders (Sachdeva, Manco, Ritacco and Pudi,
+    *Sequential Variational Autoencoders for Collaborative Filtering*, WSDM 2019, and their
+    notebook; Le's survey of autoencoder recommenders, §5): each held-out user's history is
+    sorted by time; the first 80% is the fold-in part (the model's input) and the last 20%
+    the hold-out part (what it must predict). It is :func:`fold_in_split` with the future,
+    rather than a random draw, held out: a row with at least ``min_interactions`` stored
+    entries holds out its ``int(test_size * n_u)`` latest entries (as many as
+    :func:`fold_in_split` draws); shorter rows stay whole in the fold-in part. Equal times
+    are ordered by item index (the higher index counts as later, as in
+    :func:`leave_one_out_split`), so the split is deterministic.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Interactions; stored positive entries are interactions.
+    timestamps : {array-like, sparse matrix} of shape (n_users, n_items)
+        Time of each interaction: a sparse matrix with X's sparsity pattern (the
+        ``timestamps`` of the loaders in :mod:`skcfae.datasets`; a stored 0 is time 0), or a
+        dense array read at X's stored entries. Any numeric scale; only the order matters.
+    test_size : float, default=0.2
+        Fraction of each eligible row held out (rounded down).
+    min_interactions : int, default=5
+        Rows with fewer stored entries are not split.
+    return_timestamps : bool, default=False
+        Also return the times of the two parts (to pass to a sequence model's
+        ``recommend(X_fold_in, n, timestamps=T_fold_in)``).
+
+    Returns
+    -------
+    X_fold_in : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+    X_holdout : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        Together a partition of X's entries, values kept.
+    T_fold_in, T_holdout : scipy.sparse.csr_array of shape (n_users, n_items), dtype float64
+        Only with ``return_timestamps=True``: the times, with the patterns of ``X_fold_in``
+        and ``X_holdout``.
+
+    See Also
+    --------
+    fold_in_split : the same split with a random hold-out.
+    skcfae.metrics.temporal_scorer : a scorer on this split.
+
+    Notes
+    -----
+    The authors' notebook (``split_train_test_proportion`` of their SVAE code) holds out the
+    entries from position ``int(0.8 * n_u)`` on, i.e. ``n_u - int(0.8 * n_u)`` of them: one
+    more than here when ``0.2 * n_u`` is not an integer (7 items: 2 held out there, 1 here).
+    Rounding as :func:`fold_in_split` does keeps random and temporal evaluations of the same
+    users comparable.
+
+    .. versionadded:: 0.1
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import temporal_split
+    >>> X = np.ones((1, 5))
+    >>> times = np.array([[50.0, 10.0, 40.0, 20.0, 30.0]])
+    >>> fold_in, holdout = temporal_split(X, times)
+    >>> holdout.indices  # the latest interaction
+    array([0], dtype=int32)
+    """
+    caller = "temporal_split"
+    X = check_interactions(X, caller=caller)
+    times = _sequence_times(timestamps, X, caller)
+    parts = _temporal_split(X, times, test_size, min_interactions)
+    return parts if return_timestamps else parts[:2]
+
+
+def _temporal_split(
+    X: sp.csr_array, times: np.ndarray, test_size: float, min_interactions: int
+) -> tuple[sp.csr_array, sp.csr_array, sp.csr_array, sp.csr_array]:
+    """:func:`temporal_split` of canonical CSR ``X`` with the time of each stored entry (CSR
+    order, no NaN): ``(X_fold_in, X_holdout, T_fold_in, T_holdout)``."""
+    test_mask = _temporal_mask(X, times, test_size, min_interactions)
+    fold_in, holdout = _partition(X, test_mask)
+    T_fold_in, T_holdout = (
+        _times_of(p, times[m]) for p, m in ((fold_in, ~test_mask), (holdout, test_mask))
+    )
+    return fold_in, holdout, T_fold_in, T_holdout
+
+
+def _sequence_times(timestamps: Any, X: sp.csr_array, caller: str) -> np.ndarray:
+    """The time of every stored entry of canonical CSR ``X`` (float64, CSR order); an entry
+    without one (NaN) is an error: ordering a user's interactions needs all their times."""
+    times = _timestamps_at_entries(timestamps, X, caller)
+    missing = int(np.isnan(times).sum())
+    if missing:
+        raise ValueError(
+            f"{caller}: timestamps has no time (NaN) at {missing} stored entries of X; "
+            "ordering each user's interactions needs the time of every one. Give them a time "
+            "or drop them from X."
+        )
+    return times
+
+
+def _temporal_mask(
+    X: sp.csr_array, times: np.ndarray, test_size: float, min_interactions: int
+) -> np.ndarray:
+    """The hold-out entries of :func:`temporal_split` on canonical CSR ``X`` with the time of
+    each stored entry (CSR order): each eligible row's ``int(test_size * n_u)`` latest."""
+    counts = np.diff(X.indptr)
+    n_hold = np.where(counts >= min_interactions, np.floor(test_size * counts), 0).astype(np.int64)
+    rows = _row_ids(X)
+    order = np.lexsort((X.indices, times, rows))  # by row, then time, then item
+    rank = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)  # position in the row's order
+    test_mask = np.zeros(X.nnz, dtype=bool)
+    test_mask[order[rank >= np.repeat(counts - n_hold, counts)]] = True
+    return test_mask
+
+
+def _times_of(part: sp.csr_array, times: np.ndarray) -> sp.csr_array:
+    """A float64 CSR matrix with the pattern of ``part`` holding ``times`` (CSR order)."""
+    out = sp.csr_array(
+        (np.asarray(times, dtype=np.float64), part.indices.copy(), part.indptr.copy()),
+        shape=part.shape,
+    )
+    out.has_canonical_format = True
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,3 +888,146 @@ def strong_generalization_split(
     out.item_index = kept_items[catalog]
     out.train_users, out.valid_users, out.test_users = train_users, valid_users, test_users
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Leave-one-out with a validation item, and the data-ratio split (Li et al., NCAE)
+# ---------------------------------------------------------------------------------------------
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "timestamps": ["array-like", "sparse matrix", None],
+        "ties": [StrOptions({"highest_item", "random"})],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def leave_one_out_validation_split(
+    X: InteractionMatrix,
+    timestamps: InteractionMatrix | None = None,
+    *,
+    ties: str = "highest_item",
+    random_state: RandomState = None,
+) -> tuple[sp.csr_array, sp.csr_array, sp.csr_array]:
+    """Leave-one-out with a validation item: (train, validation, test), one entry per row.
+
+    The implicit protocol of Li, Zheng and Wu (NCAE, arXiv:1712.09043, §5.1): "the latest
+    interaction of each user is held out for testing. To determine the hyperparameters, we
+    randomly sample one interaction from the remaining data of each user as the validation
+    set." Tune on the validation items (fit on ``X_train``, rank from ``X_train``), then
+    refit on ``X_train + X_valid`` and rank from it for the test items.
+
+    The test item is :func:`leave_one_out_split`'s (same ``timestamps`` and ``ties``
+    rules), the validation item a uniformly random one of the remaining entries. A user
+    keeps at least one training interaction: one with 2 interactions has a test item and
+    no validation item, one with a single interaction neither.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Interactions.
+    timestamps : {array-like, sparse matrix} of shape (n_users, n_items), default=None
+        As in :func:`leave_one_out_split` (NaN: no time); None draws the test item at
+        random too.
+    ties : {"highest_item", "random"}, default="highest_item"
+        As in :func:`leave_one_out_split`.
+    random_state : int, RandomState instance or None, default=None
+        Controls every random choice: the validation items, and the test items where they
+        are random (as in :func:`leave_one_out_split`, drawn first from the same generator).
+
+    Returns
+    -------
+    X_train : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+    X_valid : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+    X_test : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        ``X_valid`` and ``X_test`` hold at most one entry per row; the three partition X's
+        entries, values kept.
+
+    See Also
+    --------
+    leave_one_out_split, data_ratio_split, skcfae.metrics.holdout_scorer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import leave_one_out_validation_split
+    >>> X = np.array([[1, 1, 1, 1], [1, 1, 0, 0]])
+    >>> times = np.array([[1.0, 2.0, 4.0, 3.0], [5.0, 6.0, 0.0, 0.0]])
+    >>> train, valid, test = leave_one_out_validation_split(X, times, random_state=0)
+    >>> test.toarray().astype(int).tolist(), valid.sum(axis=1).tolist()
+    ([[0, 0, 1, 0], [0, 1, 0, 0]], [1.0, 0.0])
+    """
+    caller = "leave_one_out_validation_split"
+    X = check_interactions(X, caller=caller)
+    rng = check_random_state(random_state)
+    ts = None if timestamps is None else _timestamps_at_entries(timestamps, X)
+    rest, X_test = _partition(X, _leave_one_out_mask(X, ts, ties, rng))
+    X_train, X_valid = _partition(rest, _leave_one_out_mask(rest, None, ties, rng))
+    return X_train, X_valid, X_test
+
+
+@validate_params(
+    {
+        "X": ["array-like", "sparse matrix"],
+        "ratio": [Interval(Real, 0, 1, closed="right")],
+        "random_state": ["random_state"],
+    },
+    prefer_skip_nested_validation=True,
+)
+def data_ratio_split(
+    X: InteractionMatrix, ratio: float, *, random_state: RandomState = None
+) -> tuple[sp.csr_array, sp.csr_array]:
+    """Keep a share ``ratio`` of each user's interactions, drawn at random; drop the rest.
+
+    The robustness experiment of Li, Zheng and Wu (NCAE, arXiv:1712.09043, §5.4, Table 5):
+    "We randomly sample a D proportion of interaction data from each user. The test set and
+    the hyperparameters remain unchanged." Split the training data (after the
+    leave-one-out split, e.g. ``X_train + X_valid`` of
+    :func:`leave_one_out_validation_split`), refit with the hyper-parameters chosen on the
+    full data, and evaluate on the same test items; the dropped part is not evaluated.
+
+    A user with ``n_u >= 1`` interactions keeps ``max(1, floor(ratio * n_u + 1/2))`` of them
+    (``ratio * n_u`` rounded half up, at least one, so that nobody becomes a user without
+    history), drawn uniformly without replacement.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix} of shape (n_users, n_items)
+        Interactions (the training data).
+    ratio : float in (0, 1]
+        D of Table 5: the share of each user's interactions kept (1 keeps all).
+    random_state : int, RandomState instance or None, default=None
+        Controls the draw.
+
+    Returns
+    -------
+    X_kept : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        The interactions to train on.
+    X_dropped : scipy.sparse.csr_array of shape (n_users, n_items), dtype float32
+        The others; with X_kept a partition of X's entries, values kept.
+
+    See Also
+    --------
+    leave_one_out_validation_split
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skcfae.model_selection import data_ratio_split
+    >>> X = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]])
+    >>> kept, dropped = data_ratio_split(X, 0.4, random_state=0)
+    >>> kept.sum(axis=1).tolist(), dropped.sum(axis=1).tolist()
+    ([2.0, 1.0, 1.0], [3.0, 1.0, 0.0])
+    """
+    X = check_interactions(X, caller="data_ratio_split")
+    rng = check_random_state(random_state)
+    counts = np.diff(X.indptr)
+    n_keep = np.where(counts > 0, np.maximum(1, np.floor(ratio * counts + 0.5)), 0)
+    keys = rng.random_sample(X.nnz)
+    order = np.lexsort((keys, _row_ids(X)))  # entries grouped by row, random order within
+    rank = np.arange(X.nnz) - np.repeat(X.indptr[:-1], counts)
+    dropped = np.zeros(X.nnz, dtype=bool)
+    dropped[order[rank >= np.repeat(n_keep, counts)]] = True
+    return _partition(X, dropped)

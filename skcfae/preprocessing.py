@@ -104,18 +104,18 @@ class InteractionEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
     Attributes
     ----------
-    users_ : ndarray of shape (n_users_,)
+    users_ : ndarray of shape ``(n_users_,)``
         The training users' ids, ascending: row ``u`` of ``interactions_`` is ``users_[u]``.
-    items_ : ndarray of shape (n_items_,)
+    items_ : ndarray of shape ``(n_items_,)``
         The item ids, ascending: column ``j`` of every matrix built here is ``items_[j]``.
     n_users_ : int
         Number of training users kept by ``fit``.
     n_items_ : int
         Number of items kept by ``fit``: the ``n_items_in_`` of a model fitted on the result.
-    interactions_ : scipy.sparse.csr_array of shape (n_users_, n_items_), dtype float32
+    interactions_ : scipy.sparse.csr_array of shape ``(n_users_, n_items_)``, dtype float32
         The training matrix (what :meth:`fit_transform` returns). It is kept for
         :meth:`user_rows`, and so pickles with the encoder.
-    timestamps_ : scipy.sparse.csr_array of shape (n_users_, n_items_), dtype float64, or None
+    timestamps_ : scipy.sparse.csr_array of shape ``(n_users_, n_items_)``, dtype float64, or None
         The latest time of each entry of ``interactions_``, with its sparsity pattern; None
         without ``timestamp_col``.
 
@@ -284,10 +284,10 @@ class InteractionEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        X : scipy.sparse.csr_array of shape (n_users_, n_items_), dtype float32
-        users : ndarray of shape (n_users_,)
+        X : scipy.sparse.csr_array of shape ``(n_users_, n_items_)``, dtype float32
+        users : ndarray of shape ``(n_users_,)``
             Only with ``return_users=True``.
-        timestamps : scipy.sparse.csr_array of shape (n_users_, n_items_), dtype float64
+        timestamps : scipy.sparse.csr_array of shape ``(n_users_, n_items_)``, dtype float64
             Only with ``return_timestamps=True``.
         """
         self._check_return_timestamps(return_timestamps, "InteractionEncoder.fit_transform")
@@ -321,10 +321,10 @@ class InteractionEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        X : scipy.sparse.csr_array of shape (n_users, n_items_), dtype float32
+        X : scipy.sparse.csr_array of shape ``(n_users, n_items_)``, dtype float32
         users : ndarray of shape (n_users,)
             Only with ``return_users=True``: the user id of each row, ascending.
-        timestamps : scipy.sparse.csr_array of shape (n_users, n_items_), dtype float64
+        timestamps : scipy.sparse.csr_array of shape ``(n_users, n_items_)``, dtype float64
             Only with ``return_timestamps=True``: the latest time of each entry, with X's
             sparsity pattern.
         """
@@ -357,7 +357,7 @@ class InteractionEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        X : scipy.sparse.csr_array of shape (len(histories), n_items_), dtype float32
+        X : scipy.sparse.csr_array of shape ``(len(histories), n_items_)``, dtype float32
         """
         check_is_fitted(self)
         caller = "InteractionEncoder.transform_histories"
@@ -381,8 +381,8 @@ class InteractionEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=
 
         Returns
         -------
-        X : scipy.sparse.csr_array of shape (n_queried, n_items_), dtype float32
-        timestamps : scipy.sparse.csr_array of shape (n_queried, n_items_), dtype float64
+        X : scipy.sparse.csr_array of shape ``(n_queried, n_items_)``, dtype float32
+        timestamps : scipy.sparse.csr_array of shape ``(n_queried, n_items_)``, dtype float64
             Only with ``return_timestamps=True``.
 
         Raises

@@ -33,6 +33,7 @@ TINY = {
     "NCF": dict(n_components=4, fold_in_epochs=2, **_TINY_NN),
     "Popularity": dict(),
     "SLIM": dict(l1_reg=0.5, l2_reg=0.5),
+    "SVAE": dict(embedding_size=4, gru_size=4, missing_timestamps="shuffle", **_TINY_NN),
     "SparseWideDAE": dict(K=2, R=1, F=2, **_TINY_NN),
     "WMF": dict(n_components=2, epochs=3, device="cpu", random_state=0),
 }
@@ -56,6 +57,7 @@ CONTRACT = {
     "NCF": dict(n_components=32, epochs=10, batch_size=64, random_state=0, device="cpu"),
     "Popularity": dict(),
     "SLIM": dict(),
+    "SVAE": dict(gru_size=64, l2_reg=0.0, missing_timestamps="shuffle", **_FAST_NN),
     "SparseWideDAE": dict(K=60, R=6, F=15, **_FAST_NN),
     "WMF": dict(n_components=16, alpha=4.0, epochs=10, device="cpu", random_state=0),
 }

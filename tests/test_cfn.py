@@ -157,9 +157,9 @@ def test_the_4_layer_network_starts_from_the_pretrained_2_layer_weights(monkeypa
     before, after = {}, {}
     real = engine._fit_loop  # the loop train() runs
 
-    def spy(phase, config, validation=None, *rest):
+    def spy(phase, config, validation=None, *rest, **kw):
         before[phase.name] = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
-        out = real(phase, config, validation, *rest)
+        out = real(phase, config, validation, *rest, **kw)
         after[phase.name] = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
         return out
 

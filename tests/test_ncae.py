@@ -184,9 +184,9 @@ def test_each_stage_trains_its_own_layers_only(ratings, monkeypatch):
     seen = {}
     real = engine._fit_loop  # the loop train() runs
 
-    def spy(phase, config, validation=None, *rest):
+    def spy(phase, config, validation=None, *rest, **kw):
         before = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
-        out = real(phase, config, validation, *rest)
+        out = real(phase, config, validation, *rest, **kw)
         after = {k: v.detach().clone() for k, v in phase.module.state_dict().items()}
         seen[phase.name] = (before, after)
         return out
@@ -223,8 +223,8 @@ def test_dr_stage_reconstructs_the_code_below_in_mean_squared_error(ratings, mon
     captured = {}
     real = engine._fit_loop  # the loop train() runs
 
-    def spy(phase, config, validation=None, *rest):
-        out = real(phase, config, validation, *rest)
+    def spy(phase, config, validation=None, *rest, **kw):
+        out = real(phase, config, validation, *rest, **kw)
         captured[phase.name] = phase
         return out
 

@@ -14,6 +14,7 @@ MODULES = [
     "skcfae.model_selection",
     "skcfae.models",
     "skcfae.nn",
+    "skcfae.parallel",
     "skcfae.utils",
 ]
 

@@ -112,9 +112,11 @@ def load_msd(
         data : csr_array of shape (n_users, n_items), float32
             Play counts.
         timestamps : None
+            The play counts carry no time.
         user_ids, item_ids : ndarray of str
             The hashed user ids and Echo Nest song ids, ascending.
         item_names, item_genres, genre_names : None
+            No song metadata is read.
         DESCR : str
             What was read, and the licence terms.
     """
@@ -202,6 +204,7 @@ def load_netflix(path: str | os.PathLike[str]) -> Bunch:
         item_names : list of str or None
             Titles from ``movie_titles.txt`` next to the data, when present.
         item_genres, genre_names : None
+            The data set has no genres.
         DESCR : str
             What was read, and the licence terms.
     """

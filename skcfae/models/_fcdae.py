@@ -90,6 +90,7 @@ class FCDAE(_WideDAE):
     device : str, default="auto"
     random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
+
     Attributes
     ----------
     encoder_pattern_, decoder_pattern_ : scipy.sparse.csr_array or None

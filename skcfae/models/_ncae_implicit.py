@@ -132,11 +132,11 @@ class NCAEImplicit(NeuralRecommender):
     - *Input dropout* (Eq. 3): each observed item of the input is dropped with probability
       ``dropout`` (q) and the kept ones are scaled by ``1/(1-q)``; unobserved entries are
       never touched. Scores use the uncorrupted history.
-    - *Sparse forward* (Eq. 4): the first layer reads only the observed items, O(|R_u| K).
+    - *Sparse forward* (Eq. 4): the first layer reads only the observed items, ``O(|R_u| K)``.
     - *Error reweighting* (Eq. 10-11): ``weighting="popularity"`` weights the error of
       unobserved item j by ``c_j = c0 f_j^ω / Σ_k f_k^ω``, ``f_j = |R_j| / Σ_k |R_k|``
       (c0 = 512, ω = 0.5, §5.1); observed items have weight 1 (α = β = 1). The loss of user
-      u is ``Σ_{j ∈ R_u} (ŷ_uj - 1)² + Σ_{j ∉ R_u} c_j ŷ_uj²``, not divided by |R_u|
+      u is ``Σ_{j ∈ R_u} (ŷ_uj - 1)² + Σ_{j ∉ R_u} c_j ŷ_uj²``, not divided by ``|R_u|``
       (Eq. 11), averaged over the users, plus ``λ/2 ||W||²`` (Eq. 6, λ = 0.01, §5.1).
       ``weighting="uniform"`` is the paper's NCAE- (§5.3): every unobserved item weighs
       ``uniform_weight`` (c = 0.05, WMF's value).
@@ -150,7 +150,7 @@ class NCAEImplicit(NeuralRecommender):
       minibatches of 128 rows, 30 epochs (§5.4, on Delicious and Lastfm).
 
     *Cost.* The weighted errors cover every item, so each update computes the dense output
-    of its batch once: per user O(|R_u| K_1 + Σ_l K_l K_{l+1} + n_items K_L) time, forward
+    of its batch once: per user ``O(|R_u| K_1 + Σ_l K_l K_{l+1} + n_items K_L)`` time, forward
     and backward, and O(batch_size · n_items) memory. The sum over the unobserved items is
     the sum over all items of that output less the observed ones (see
     :func:`ncae_implicit_loss`), so no mask of the unobserved items is built.

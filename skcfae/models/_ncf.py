@@ -497,7 +497,7 @@ class NCF(NeuralRecommender):
             self._set_start(module)
             return base.score(module)
 
-        return Validation(base.name, score, base.greater_is_better)
+        return Validation(base.name, score, base.greater_is_better, base.label)
 
     def _instances(self, batch: Batch, state: TrainState) -> tuple[Tensor, Tensor, Tensor]:
         """(user, item, label) of the block's instances in a random order: every positive

@@ -440,7 +440,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
                 parts.append(ndcg_from_topk(top, holdout[rows], k))
             return float(np.nanmean(np.concatenate(parts)))
 
-        return Validation("ndcg", ndcg, greater_is_better=True)
+        return Validation("ndcg", ndcg, greater_is_better=True, label=f"NDCG@{k}")
 
     # -- scoring ----------------------------------------------------------------------------
     def _module_apply(

@@ -117,7 +117,7 @@ class RatingMixin:
             items, other entries). A model that folds in new users (a user-based autoencoder,
             ``kind="user"``) predicts for them from their known ratings: pass those as
             ``ratings`` with X of the same shape. Other models (item-based, ``kind="item"``)
-            read ``ratings`` as the training users' (n_users_ rows) and cannot fold in.
+            read ``ratings`` as the training users' (``n_users_`` rows) and cannot fold in.
 
         Returns
         -------

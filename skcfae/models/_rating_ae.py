@@ -139,7 +139,7 @@ class _RatingAE(RatingMixin, NeuralRecommender):
             pred = self._clip(self._module_entries(module, train, users, holdout.indices))
             return float(np.sqrt(np.mean((pred - target) ** 2)))
 
-        return Validation("rmse", rmse, greater_is_better=False)
+        return Validation("rmse", rmse, greater_is_better=False, label="RMSE")
 
     # -- predictions -----------------------------------------------------------------------------
     def _predict_entries(

@@ -39,6 +39,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .._progress import progress_line
 from ._rows import Batch, RowSource
 
 __all__ = [
@@ -108,11 +109,13 @@ class Validation:
     ``score(module)`` runs in eval mode without gradients. It is written to ``history_`` as
     ``valid_<name>``; the best epoch (highest when ``greater_is_better``, else lowest) is
     restored at the end of the phase. NDCG@100 for ranking models, RMSE for rating models.
+    ``label`` names it in the progress lines ("NDCG@100"); default ``name``.
     """
 
     name: str
     score: Callable[[nn.Module], float]
     greater_is_better: bool = True
+    label: str | None = None
 
     @property
     def key(self) -> str:
@@ -143,7 +146,8 @@ class Phase:
     seed : int, optional
         Default: the config's.
     desc : str, optional
-        Label of the progress bar; default the config's.
+        Label of the progress bar and lines; default the config's, followed by the phase's
+        name in a plan of several phases.
     step : callable ``(module, batch, loss, optimizer, state) -> Tensor``, optional
         Replaces :func:`train_step` for this phase, e.g. to make several updates per batch
         (DeepRec's dense re-feeding); returns the detached loss of the batch.
@@ -318,10 +322,17 @@ def _fit_loop(
     validation: Validation | None = None,
     resume: dict[str, Any] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    desc: str | None = None,
+    offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int | None, dict[str, Any]]:
     """:func:`fit_loop`, started from the loop state ``resume`` when given (see
     :class:`Plan`), calling ``on_epoch`` with the complete loop state after every epoch;
-    returns the final loop state (without weights or best-epoch tracking) as well."""
+    returns the final loop state (without weights or best-epoch tracking) as well.
+
+    ``desc`` labels the bar and the progress lines (default ``phase.desc``, else the
+    config's); ``offset`` is added to the epoch numbers those lines print, so that they match
+    ``history_`` in a plan of several phases."""
     device = config.device
     seed = config.seed if phase.seed is None else phase.seed
     epochs = config.epochs if phase.epochs is None else phase.epochs
@@ -384,10 +395,13 @@ def _fit_loop(
     stop = config.n_iter_no_change
     stopped = validation is not None and stop is not None and start > 0 and since_best >= stop
     state.epoch = start
-    desc = phase.desc or config.desc
+    desc = desc or phase.desc or config.desc
     todo = range(start + 1, epochs + 1) if not stopped else range(0)
-    bar = tqdm(todo, desc=desc, disable=config.verbose != 1, leave=False)
-    for epoch in bar:
+    # leave=True: the bar's last state (epochs run, latest metrics) stays on screen. Updated
+    # by hand, not by iterating over it: a bar iterated over misses the epoch of a `break`.
+    bar = tqdm(total=epochs, initial=start, desc=desc, disable=config.verbose != 1, leave=True)
+    early_stop = stopped
+    for epoch in todo:
         tic = time.perf_counter()
         state.epoch = epoch
         mean_loss = run_epoch(
@@ -424,10 +438,22 @@ def _fit_loop(
         if on_epoch is not None:
             on_epoch(loop_state(full=True))
         _report(bar, record, config.verbose)
+        bar.update()
         if validation is not None and stop is not None and since_best >= stop:
             logger.debug("early stop after epoch %d (best %.4f)", epoch, sign * best_score)
+            early_stop = True
             break
     bar.close()
+    if validation is not None and best_epoch is not None and history:
+        _report_best(
+            desc,
+            validation,
+            history[-1]["epoch"] + offset,
+            best_epoch + offset,
+            sign * best_score,
+            stop if early_stop else None,
+            config.verbose,
+        )
     if validation is not None and len(history) == epochs and best_epoch is not None:
         _warn_if_improving(desc, validation.key, epochs, best_epoch, config.n_iter_no_change)
     final = loop_state(full=False)
@@ -467,6 +493,26 @@ def _load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return content
 
 
+def _report_best(
+    desc: str,
+    validation: Validation,
+    last: int,
+    best: int,
+    score: float,
+    patience: int | None,
+    verbose: int,
+) -> None:
+    """The line that ends a validated phase at ``verbose >= 1``: where training stopped and
+    why, and the best epoch (whose weights are kept) with its validation score. ``patience``
+    is None when no early stop happened."""
+    if patience is not None:
+        how = f"stopped at epoch {last} (no improvement for {patience} epochs), "
+    else:
+        how = f"reached its last epoch, {last}, without an early stop; "
+    label = validation.label or validation.name
+    progress_line(verbose, desc, f"{how}best epoch {best} (validation {label} {score:.4g})")
+
+
 def _warn_if_improving(desc: str, key: str, epochs: int, best: int, patience: int | None) -> None:
     """ConvergenceWarning when a validated phase ran all its epochs while still improving: its
     patience never ran out (without patience: the last epoch was the best)."""
@@ -503,8 +549,18 @@ def train(plan: Plan) -> TrainResult:
     for item in plan.phases:
         phase = item if isinstance(item, Phase) else item(trained)
         validation = plan.validation if phase.validate else None
-        records, best, final = _fit_loop(phase, plan.config, validation, plan.resume, plan.on_epoch)
         offset = len(history)
+        # one bar per phase, named by the phase
+        desc = phase.desc or (f"{plan.config.desc} {phase.name}" if several else None)
+        records, best, final = _fit_loop(
+            phase,
+            plan.config,
+            validation,
+            plan.resume,
+            plan.on_epoch,
+            desc=desc,
+            offset=offset if several else 0,
+        )
         if several:
             for record in records:
                 record["phase"] = phase.name
@@ -521,7 +577,7 @@ def train(plan: Plan) -> TrainResult:
 def _report(bar: Any, record: dict[str, Any], verbose: int) -> None:
     shown = {k: v for k, v in record.items() if k != "epoch"}
     if verbose == 1:
-        bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()})
+        bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
     elif verbose >= 2:
         parts = " ".join(f"{k}={v:.4g}" for k, v in shown.items())
         print(f"epoch {record['epoch']:4d} {parts}", flush=True)
