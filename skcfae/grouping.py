@@ -35,15 +35,12 @@ from ._progress import progress_line
 from ._typing import InteractionMatrix, RandomState
 from ._validation import check_has_interactions, check_interactions, check_n_items
 
-__all__ = ["GroupedInteractions", "ItemGrouper", "auto_n_groups"]
+__all__ = ["GroupedInteractions", "ItemGrouper"]
 
 logger = logging.getLogger(__name__)
 
 #: ``F="auto"`` embeds in min(K, this) dimensions: the paper's 50 (§4.3) for K >= 50.
 _AUTO_F_MAX = 50
-
-#: ``K="auto"``: 1000 groups below this many users, 2000 from it on (see auto_n_groups).
-_AUTO_K_USERS = 3000
 
 #: Up to this many items the embedding comes from a dense eigendecomposition of the
 #: n_items x n_items matrix (exact, no ARPACK restriction F < n_items); above it, from ARPACK
@@ -66,30 +63,6 @@ _SUM_GUARD = 1e-6
 
 
 # -- the embedding (Algorithm 1 steps 1-4, Algorithm 2 steps 1-4) ------------------------------
-def auto_n_groups(n_users: int, n_items: int) -> int:
-    """The number of groups K of ``ItemGrouper(K="auto")`` for ``n_users`` x ``n_items`` data.
-
-    1000 (the paper's smallest width, Khawar et al., WWW 2020, §4.3) below 3,000 users and
-    2000 from 3,000 users on, as long as the catalog has at least K items; with fewer than
-    1000 items, a third of the items (at least 1).
-
-    The rule comes from the cross-dataset study in ``benchmarks/defaults.py`` (validation
-    users only). On ml-1m (4,832 training users), K=2000 beat K=1000 on the validation users
-    of all 5 splits (0.4785 vs 0.4724 NDCG@100 on average). On lastfm-2k (1,514 users) the two
-    tied (0.4069 vs 0.4053), and on ml-latest-small (488 users) K=1000 was better (0.3703 vs
-    0.3644). A wider layer needs more users to train it. Widths above 2000 were not measured,
-    so the rule stops there; search ``K`` for larger data, as the paper did.
-
-    Examples
-    --------
-    >>> from skcfae.grouping import auto_n_groups
-    >>> auto_n_groups(6040, 3706), auto_n_groups(943, 1682), auto_n_groups(1000, 300)
-    (2000, 1000, 100)
-    """
-    K = 2000 if n_users >= _AUTO_K_USERS and n_items >= 2000 else 1000
-    return K if K <= n_items else max(1, n_items // 3)
-
-
 def _item_scaling(X: sp.csr_array, method: str) -> np.ndarray:
     """Column scaling s with ``(X diag(s))ᵀ(X diag(s))`` = Δ (laplacian) or XᵀX (svd).
 
@@ -436,15 +409,9 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    K : int or "auto", default="auto"
+    K : int, default=1000
         Number of groups (k-means centroids); at most the number of items. The paper searched
-        multiples of 1000 (§4.3) and found wider networks better (§5.3, Figure 5).
-        ``"auto"`` (:func:`auto_n_groups`) is 1000 below 3,000 users and 2000 from 3,000
-        users on, or a third of the items where the catalog is too small for that; ``K_``
-        holds the value used.
-
-        .. versionchanged:: 0.1
-           The default changed from 1000 to ``"auto"`` (the same below 3,000 users).
+        multiples of 1000 (§4.3).
     R : int or None, default=None
         Number of groups per item (degree of overlap), ``1 <= R <= K``. None means
         ``max(1, round(K / 10))`` (rounding half up), the 10% sparsity used throughout the
@@ -497,7 +464,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    membership_ : scipy.sparse.csr_array of shape ``(n_items, K_)``, float32
+    membership_ : scipy.sparse.csr_array of shape ``(n_items, K)``, float32
         1.0 where an item belongs to a group; exactly ``R_`` ones per row, column indices
         sorted.
     embedding_ : ndarray of shape ``(n_items, F_)``
@@ -506,7 +473,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape ``(F_,)``
         Top eigenvalues of Δ (laplacian) or of XᵀX (svd: the squared singular values of
         X), largest first.
-    centroids_ : ndarray of shape ``(K_, F_)``
+    centroids_ : ndarray of shape ``(K, F_)``
         The k-means centroids.
     labels_ : ndarray of shape (n_items,)
         Nearest centroid of each item (its k-means cluster).
@@ -514,10 +481,8 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Sum of squared distances of the items to their nearest centroid.
     n_iter_ : int
         Iterations of the kept k-means run (passes over the items for ``"minibatch"``).
-    K_ : int
-        The number of groups used (``K``, or its value for ``"auto"``).
     R_ : int
-        The number of groups per item used (``R``, or its default from ``K_``).
+        The number of groups per item used (``R``, or its default from ``K``).
     F_ : int
         The embedding dimension used: ``F``, or ``min(50, K)`` for ``"auto"``, at most the
         number of items.
@@ -635,7 +600,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
-        "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "K": [Interval(Integral, 1, None, closed="left")],
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "method": [StrOptions({"laplacian", "svd"})],
@@ -650,7 +615,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        K: int | str = "auto",
+        K: int = 1000,
         *,
         R: int | None = None,
         F: int | str = "auto",
@@ -692,24 +657,23 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_n_items(self, X, reset=reset)
         return X
 
-    def _check_params_vs_input(self, n_users: int, n_items: int) -> tuple[int, int, int]:
-        """Resolve K, R and F against the data; raise for impossible combinations."""
-        K = auto_n_groups(n_users, n_items) if self.K == "auto" else int(self.K)
-        if K > n_items:
+    def _check_params_vs_input(self, n_items: int) -> tuple[int, int]:
+        """Resolve R and F against K and the data; raise for impossible combinations."""
+        if self.K > n_items:
             raise ValueError(
                 f"The 'K' parameter of ItemGrouper.fit must be at most the number of items: "
-                f"X has {n_items} feature(s) (items) but K={K}, and k-means cannot "
+                f"X has {n_items} feature(s) (items) but K={self.K}, and k-means cannot "
                 f"place more centroids than items. Use K <= {n_items}."
             )
-        R = max(1, (K + 5) // 10) if self.R is None else int(self.R)
-        if R > K:
+        R = max(1, (self.K + 5) // 10) if self.R is None else int(self.R)
+        if R > self.K:
             raise ValueError(
                 f"The 'R' parameter of ItemGrouper.fit must be an int in the range "
-                f"[1, K={K}]: an item cannot join more groups than exist. Got R={R}; "
+                f"[1, K={self.K}]: an item cannot join more groups than exist. Got R={R}; "
                 f"use R < K (the paper uses R = K / 10)."
             )
-        F = min(_AUTO_F_MAX, K) if self.F == "auto" else int(self.F)
-        return K, R, min(F, n_items)
+        F = min(_AUTO_F_MAX, self.K) if self.F == "auto" else int(self.F)
+        return R, min(F, n_items)
 
     # -- fit / transform --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -731,7 +695,8 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self._fit(self._validate(X, reset=True, caller="ItemGrouper.fit"))
 
     def _fit(self, X: sp.csr_array) -> ItemGrouper:
-        K, R, F = self._check_params_vs_input(*X.shape)
+        K = self.K
+        R, F = self._check_params_vs_input(X.shape[1])
         rng = check_random_state(self.random_state)
         kmeans_seed = int(rng.randint(np.iinfo(np.int32).max))
 
@@ -781,7 +746,6 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.membership_ = membership
-        self.K_ = K
         self.R_ = R
         self.F_ = F
         self.embedding_cached_ = hit

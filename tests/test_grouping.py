@@ -33,7 +33,6 @@ from skcfae.grouping import (
     _spectral_embedding,
     _top_eigenpairs,
     _unit_eigenvectors,
-    auto_n_groups,
 )
 
 # scikit-learn's estimator checks run on ItemGrouper in tests/test_common.py (the registry).
@@ -207,7 +206,7 @@ def test_membership_shape_and_exactly_R_per_row(planted2):
 @pytest.mark.parametrize(("K", "R"), [(1, 1), (9, 1), (10, 1), (15, 2), (25, 3), (1000, 100)])
 def test_default_R_is_ten_percent(K, R):
     """R = K / 10 rounded half up, at least 1 (the paper's 10% sparsity, §4.3)."""
-    assert ItemGrouper(K, F=50)._check_params_vs_input(n_users=10, n_items=1000) == (K, R, 50)
+    assert ItemGrouper(K, F=50)._check_params_vs_input(n_items=1000) == (R, 50)
 
 
 @pytest.mark.parametrize(
@@ -215,35 +214,9 @@ def test_default_R_is_ten_percent(K, R):
 )
 def test_default_F_is_K_up_to_50(K, n_items, F):
     """F="auto" = min(50, K): K eigenvectors for K groups (NJW), the paper's 50 from K = 50."""
-    assert ItemGrouper(K)._check_params_vs_input(10, n_items)[2] == F
-    assert ItemGrouper(K, F="auto")._check_params_vs_input(10, n_items)[2] == F
-    assert ItemGrouper(K, F=7)._check_params_vs_input(10, n_items)[2] == min(7, n_items)
-
-
-@pytest.mark.parametrize(
-    ("n_users", "n_items", "K"),
-    [
-        (2999, 3706, 1000),
-        (3000, 3706, 2000),
-        (6040, 3706, 2000),
-        (610, 9724, 1000),
-        (5000, 1500, 1000),
-        (5000, 1999, 1000),
-        (100, 999, 333),
-        (100, 2, 1),
-    ],
-)
-def test_auto_K_grows_with_users_and_fits_the_catalog(n_users, n_items, K):
-    """K="auto": 1000 below 3,000 users, 2000 from 3,000 on, a third of a smaller catalog."""
-    assert ItemGrouper()._check_params_vs_input(n_users, n_items)[0] == K
-    assert auto_n_groups(n_users, n_items) == K
-
-
-def test_auto_K_is_fitted_attribute_and_parameter_stays():
-    X = make_interactions(n_users=200, n_items=90, n_groups=3, density=0.1, random_state=0)
-    g = ItemGrouper(random_state=0).fit(X)
-    assert g.K == "auto" and g.K_ == 30 and g.membership_.shape == (90, 30)
-    assert ItemGrouper(K=12, random_state=0).fit(X).K_ == 12
+    assert ItemGrouper(K)._check_params_vs_input(n_items)[1] == F
+    assert ItemGrouper(K, F="auto")._check_params_vs_input(n_items)[1] == F
+    assert ItemGrouper(K, F=7)._check_params_vs_input(n_items)[1] == min(7, n_items)
 
 
 def test_default_F_after_fit():

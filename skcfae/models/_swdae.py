@@ -27,7 +27,7 @@ __all__ = ["SparseWideDAE", "matching_width"]
 
 #: Defaults of the grouping parameters: set to anything else after an ItemGrouper, they would
 #: be ignored, and SparseWideDAE warns.
-_GROUPING_DEFAULTS = {"K": "auto", "R": None, "F": "auto", "method": "laplacian"}
+_GROUPING_DEFAULTS = {"K": 1000, "R": None, "F": "auto", "method": "laplacian"}
 
 
 def matching_width(n_items: int, n_parameters: int, *, density: float = 0.1, depth: int = 1) -> int:
@@ -74,11 +74,8 @@ class SparseWideDAE(_WideDAE):
 
     Parameters
     ----------
-    K : int or "auto", default="auto"
-        Number of item groups = hidden neurons; ``"auto"`` grows with the number of training
-        users (1000 below 3,000 users, 2000 from 3,000 on; see
-        :func:`~skcfae.grouping.auto_n_groups`), and ``membership_.shape[1]`` is the value
-        used. After an ItemGrouper, the groups come with X
+    K : int, default=1000
+        Number of item groups = hidden neurons. After an ItemGrouper, the groups come with X
         and K, R (and F, method, unless stacked) are unused: setting them then warns
         (:class:`~skcfae.exceptions.UnusedParameterWarning`); search ``group__K`` instead.
     R : int or None, default=None
@@ -142,7 +139,7 @@ class SparseWideDAE(_WideDAE):
 
     Attributes
     ----------
-    membership_ : scipy.sparse.csr_array of shape (n_items, n_groups)
+    membership_ : scipy.sparse.csr_array of shape (n_items, K)
         The connectivity (1 where an item belongs to a group).
     stacked_memberships_ : list of scipy.sparse.csr_array
         Connectivity of each further stacked layer (empty for one hidden layer).
@@ -186,9 +183,10 @@ class SparseWideDAE(_WideDAE):
     Early stopping on held-out users is on ("auto") because the best epoch varies from 29 to
     300 across these sets; the ``epochs="auto"`` cap is then rarely reached. K=2000 (0.3625),
     hidden dropout 0.5 (0.367) and input dropout 0.5 (0.362) did not beat the paper's K=1000,
-    0.2 and 0.6 on ml-latest-small (488 training users); on ml-1m (4,832) K=2000 won on the
-    validation users of all 5 splits (0.4785 vs 0.4724; test users 0.4799 vs 0.4761), hence
-    ``K="auto"``. The test-user results of the defaults beside EASE and
+    0.2 and 0.6 on ml-latest-small (488 training users). On ml-1m (4,832) K=2000 won on the
+    validation users of all 5 splits (0.4785 vs 0.4724; test users 0.4799 vs 0.4761, EASE
+    0.4824) but its default fit took 74 s instead of 48 s, so K stays 1000: pass K=2000 for
+    larger data. The test-user results of the defaults beside EASE and
     Mult-DAE are in ``benchmarks/results/defaults.md``.
 
     *Likelihood.* The paper's wording is ambiguous: Eq. 4-5 define a sigmoid decoder and its
@@ -211,7 +209,6 @@ class SparseWideDAE(_WideDAE):
     _parameter_constraints: dict[str, list[Any]] = {
         **RESUME_CONSTRAINTS,
         **_WIDE_CONSTRAINTS,
-        "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "method": [StrOptions({"laplacian", "svd"})],
@@ -220,7 +217,7 @@ class SparseWideDAE(_WideDAE):
 
     def __init__(
         self,
-        K: int | str = "auto",
+        K: int = 1000,
         *,
         R: int | None = None,
         F: int | str = "auto",
@@ -275,7 +272,7 @@ class SparseWideDAE(_WideDAE):
     def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
         membership = given.get("membership")
         if membership is None:
-            if self.K != "auto" and self.K > X.shape[1]:
+            if self.K > X.shape[1]:
                 raise ValueError(
                     f"SparseWideDAE: X has {X.shape[1]} feature(s) (items) but K={self.K} "
                     "groups; k-means cannot place more centroids than items, so use "
