@@ -26,7 +26,10 @@ from skcfae.model_selection import UserSplit
 from skcfae.parallel import set_threads, thread_counts
 
 NO_DASK = "dask.distributed is not installed: pip install 'skcfae[dask]' (the dev extra has it)"
-NO_RAY = "ray is not installed: pip install 'skcfae[ray]' (the dev extra has it)"
+NO_RAY = (
+    "ray is not installed: pip install 'skcfae[ray]' (not in the dev extra: starting its "
+    "runtime costs 1-3 minutes)"
+)
 
 _NN = dict(epochs=2, batch_size=50, early_stopping=False, device="cpu", random_state=0)
 
