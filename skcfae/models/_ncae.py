@@ -5,10 +5,8 @@ The paper defines one network for two settings. The *explicit* (rating) setting 
 :class:`NCAE` here: a deep autoencoder over sparse rating vectors with tanh layers, input
 dropout on the observed entries, a squared error over the observed entries only (Eq. 5) and a
 three-stage layer-wise pre-training (§4.3). The *implicit* setting (popularity-reweighted
-errors on the unobserved entries, Eq. 10-11, and sparsity-aware data augmentation, §4.2) is a
-ranking model and is not implemented: it would reuse :class:`_NCAENet` without the rating-scale
-output map (``rating_range=None``) and replace :func:`ncae_loss` by the whole-row loss of
-Eq. 11.
+errors on the unobserved entries, Eq. 10-11, and sparsity-aware data augmentation, §4.2) is
+the ranking model :class:`~skcfae.NCAEImplicit` (``skcfae/models/_ncae_implicit.py``).
 """
 
 from __future__ import annotations
@@ -288,7 +286,7 @@ class NCAE(_RatingAE):
     ``early_stopping=True``).
 
     *Implicit feedback* (the error reweighting of Eq. 10-11 and the sparsity-aware data
-    augmentation of §4.2) is not implemented.
+    augmentation of §4.2) is the ranking model :class:`~skcfae.NCAEImplicit`.
 
     References
     ----------
