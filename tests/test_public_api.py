@@ -9,6 +9,7 @@ import pytest
 MODULES = [
     "skcfae",
     "skcfae.datasets",
+    "skcfae.distributed",
     "skcfae.grouping",
     "skcfae.metrics",
     "skcfae.model_selection",

@@ -43,6 +43,7 @@ from ..nn import (
     train,
     user_rows,
 )
+from ..nn._distributed import current as _data_parallel
 from ..nn._engine import EpochHook, PhaseFactory, _load_checkpoint, _save_checkpoint
 
 #: Parameter constraints every neural model shares (merged into each model's own).
@@ -181,8 +182,10 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         return int(self.epochs)
 
     def _train_config(self, X_train: sp.csr_array, seed: int) -> TrainConfig:
+        group = _data_parallel()  # data-parallel: the rows of all ranks
+        n_rows = X_train.shape[0] if group is None else sum(group.all_gather_int(X_train.shape[0]))
         return TrainConfig(
-            epochs=self._n_epochs(X_train.shape[0]),
+            epochs=self._n_epochs(n_rows),
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
             device=self.device_,

@@ -17,6 +17,7 @@ from .._typing import InteractionMatrix
 from ..base import shared_args
 from ..exceptions import UnusedParameterWarning
 from ..nn import Batch, Phase, TrainConfig, user_rows
+from ..nn._distributed import fit_on_all_rows
 from ..nn._engine import PhaseFactory
 from ..nn._modules import WideAE
 from ..nn._sparse import SparseDecoder, SparseEncoder
@@ -316,9 +317,10 @@ class SparseWideDAE(_WideDAE):
                 )
             self.grouper_ = None
         else:
-            self.grouper_ = ItemGrouper(
+            grouper = ItemGrouper(
                 self.K, R=self.R, F=self.F, method=self.method, random_state=config.seed
-            ).fit(X_train)
+            )
+            self.grouper_ = fit_on_all_rows(grouper, X_train)  # data-parallel: on all ranks' rows
             membership = self.grouper_.membership_
         self.membership_ = membership
         self.stacked_memberships_: list[sp.csr_array] = []

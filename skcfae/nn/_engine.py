@@ -20,6 +20,14 @@ numbers and strings only, loadable with ``torch.load(weights_only=True)``), and
 ``Plan.resume`` starts the loop from such a state, so that an interrupted run continued from
 its last state gives bit for bit the run that was never interrupted (on the same device).
 :func:`_save_checkpoint` / :func:`_load_checkpoint` write and read one atomically.
+
+Data-parallel (:func:`skcfae.distributed.fit_distributed`, on every rank of a
+``torch.distributed`` group): the loop is the same on every rank, with rank 0's seeds and
+initial weights, the same batches of the rows of all ranks (each rank computing its own rows
+of each batch, :class:`~skcfae.nn._distributed.RowShard` in ``TrainState.shard``), the
+gradients summed over the ranks before every ``optimizer.step`` (:func:`apply_update`), the
+epoch loss summed and the validation score taken from rank 0; see
+:mod:`skcfae.nn._distributed`. In one process nothing changes.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +48,8 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .._progress import progress_line
+from . import _distributed
+from ._distributed import RowShard
 from ._rows import Batch, RowSource
 
 __all__ = [
@@ -64,13 +74,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TrainState:
-    """What a loss may need besides the batch: the seeded generator and the progress counts."""
+    """What a loss may need besides the batch: the seeded generator and the progress counts.
+
+    ``shard`` is this rank's part of the rows in a data-parallel fit
+    (:func:`skcfae.distributed.fit_distributed`), None in one process; ``steps_per_epoch``
+    counts the updates of an epoch over the rows of all ranks.
+    """
 
     generator: torch.Generator
     step: int = 0
     epoch: int = 0
     steps_per_epoch: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    shard: RowShard | None = None
 
 
 LossFn = Callable[[nn.Module, Batch, TrainState], Tensor]
@@ -265,6 +281,8 @@ def apply_update(optimizer: torch.optim.Optimizer, value: Tensor, state: TrainSt
     batch calls it once per update."""
     optimizer.zero_grad(set_to_none=True)
     value.backward()
+    if state.shard is not None:  # data-parallel: the gradient of the global batch's mean loss
+        state.shard.reduce_gradients(optimizer)
     optimizer.step()
     state.step += 1
     return value.detach()
@@ -284,12 +302,49 @@ def run_epoch(
 ) -> float:
     """One pass over ``rows`` in a shuffled order; returns the mean loss per row."""
     module.train()
+    if state.shard is not None:
+        return _run_epoch_on_shard(module, rows, loss, optimizer, state, batch_size, shuffle, step)
     order = torch.randperm(rows.n_rows, generator=shuffle).to(device)
     total = torch.zeros((), device=device)
     for start in range(0, rows.n_rows, batch_size):
         batch = rows.batch(order[start : start + batch_size])
         total += step(module, batch, loss, optimizer, state) * batch.size
     return float(total) / rows.n_rows
+
+
+def _run_epoch_on_shard(
+    module: nn.Module,
+    rows: RowSource,
+    loss: LossFn,
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    batch_size: int,
+    shuffle: torch.Generator,
+    step: StepFn,
+) -> float:
+    """:func:`run_epoch` on one rank of a data-parallel fit: the batches of one process's
+    epoch over the rows of all ranks (the same permutation on every rank), each rank taking
+    the rows of each batch that are in its shard; returns the mean loss of all ranks' rows.
+
+    A rank with no row in a batch adds a zero gradient and steps with the others."""
+    shard = state.shard
+    assert shard is not None
+    order = torch.randperm(shard.total, generator=shuffle)
+    lo, hi = shard.offset, shard.offset + rows.n_rows
+    total = torch.zeros((), device=shard.device)
+    for start in range(0, shard.total, batch_size):
+        chunk = order[start : start + batch_size]
+        mine = chunk[(chunk >= lo) & (chunk < hi)] - lo
+        shard.weight = mine.numel() / chunk.numel()
+        if mine.numel() == 0:
+            optimizer.zero_grad(set_to_none=True)
+            shard.reduce_gradients(optimizer)
+            optimizer.step()
+            state.step += 1
+            continue
+        batch = rows.batch(mine.to(shard.device))
+        total += step(module, batch, loss, optimizer, state) * batch.size
+    return shard.group.sum_float(float(total)) / shard.total
 
 
 def fit_loop(
@@ -337,10 +392,19 @@ def _fit_loop(
     seed = config.seed if phase.seed is None else phase.seed
     epochs = config.epochs if phase.epochs is None else phase.epochs
     module = phase.module.to(device)
+    parallel = _distributed.current()
+    shard = None
+    if parallel is not None:  # data-parallel: the same start on every rank, rank 0's
+        seed = parallel.broadcast_int(seed)
+        parallel.broadcast_module(module, config.desc)
+        config = replace(config, verbose=config.verbose if parallel.rank == 0 else 0)
+        shard = parallel.shard(phase.rows.n_rows, seed + 1, device)
+    n_rows = phase.rows.n_rows if shard is None else shard.total
     shuffle = torch.Generator().manual_seed(seed)
     state = TrainState(
-        torch.Generator(device=device).manual_seed(seed + 1),
-        steps_per_epoch=-(-phase.rows.n_rows // config.batch_size),
+        torch.Generator(device=device).manual_seed(seed + 1 if shard is None else shard.seed),
+        steps_per_epoch=-(-n_rows // config.batch_size),
+        shard=shard,
     )
     named = phase.parameters(module) if phase.parameters is not None else _trainable(module)
     opt = make_optimizer(
@@ -425,7 +489,13 @@ def _fit_loop(
         module.eval()
         with torch.no_grad():
             if validation is not None:
-                record[validation.key] = score = float(validation.score(module))
+                if parallel is None:
+                    score = float(validation.score(module))
+                else:  # scored on rank 0, so that every rank makes the same decision
+                    score = parallel.broadcast_float(
+                        validation.score(module) if parallel.rank == 0 else 0.0
+                    )
+                record[validation.key] = score
                 if sign * score > best_score:
                     best_score, best_epoch, since_best = sign * score, epoch, 0
                     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
