@@ -9,6 +9,8 @@
 4. Recommendation memory: peak device memory of ``recommend(n=100)`` for 10,000 users.
 5. A GPU-trained model saved with ``skcfae.save`` and loaded in a process that sees no GPU
    (``CUDA_VISIBLE_DEVICES=""``): the same scores.
+6. Data-parallel training: ``examples/ddp_train.py`` under ``torchrun`` with one rank per
+   visible GPU (NCCL; gloo on CPU), its test NDCG@100 and wall time.
 
     python benchmarks/gpu_check.py                       # on the GPU machine
     python benchmarks/gpu_check.py --device cpu --small  # dry run of the script on a CPU
@@ -140,6 +142,26 @@ def loads_without_gpu(model, X: sp.csr_array) -> dict:
     return {"cuda_visible": cuda_seen == "True", "device_": device, "max_abs_diff": float(diff)}
 
 
+def data_parallel(device: str, small: bool) -> dict:
+    ranks = max(1, torch.cuda.device_count()) if device.startswith("cuda") else 2
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc-per-node={ranks}", str(ROOT / "examples" / "ddp_train.py"),
+            "--device", "cuda" if device.startswith("cuda") else "cpu",
+            "--epochs", "3" if small else "10", "--out", str(Path(tmp) / "ddp.skcfae"),
+        ]  # fmt: skip
+        tic = time.perf_counter()
+        out = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    lines = (out.stdout if out.returncode == 0 else out.stderr).strip().splitlines()
+    return {
+        "ranks": ranks,
+        "returncode": out.returncode,
+        "seconds": time.perf_counter() - tic,
+        "tail": lines[-3:],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -161,6 +183,8 @@ def main() -> None:
     print(result["recommend"], flush=True)
     result["load_without_gpu"] = loads_without_gpu(model, X[:200])
     print(result["load_without_gpu"], flush=True)
+    result["data_parallel"] = data_parallel(args.device, args.small)
+    print(result["data_parallel"], flush=True)
 
     name = "gpu_check_small" if args.small else "gpu_check"
     RESULTS.mkdir(exist_ok=True)
@@ -185,6 +209,9 @@ def main() -> None:
         ),
         f"- loaded where no GPU is visible: device_ {result['load_without_gpu']['device_']}, "
         f"max |score difference| {result['load_without_gpu']['max_abs_diff']:.2e}",
+        f"- torchrun, {result['data_parallel']['ranks']} rank(s): exit "
+        f"{result['data_parallel']['returncode']}, {result['data_parallel']['seconds']:.0f} s, "
+        f"{' / '.join(result['data_parallel']['tail'])}",
         "",
         f"Command: `python benchmarks/gpu_check.py{' --small' if args.small else ''}"
         f"{'' if args.device == 'cuda' else ' --device ' + args.device}`",

@@ -408,3 +408,45 @@ def test_a_phase_may_replace_the_step_and_set_sgd_momentum():
     result = train(Plan(config, [phase]))
     assert len(calls) == 2 * 4 and set(calls) == {0.8}
     assert np.isfinite(result.history[-1]["train_loss"])
+
+
+def _same_state(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_plateau_divides_the_learning_rate_from_the_best_epoch():
+    """n_lr_decays=1: the first plateau restores the best weights and trains on at lr / 10,
+    the second one stops; every epoch's rate is in the history."""
+    X = _binary()
+    scores = iter([0.1, 0.3, 0.2, 0.2, 0.4, 0.35, 0.3, 0.3, 0.3])
+    after = []  # the weights of each epoch, as validated
+    before = {}  # the weights each epoch starts from
+
+    def score(m):
+        after.append({k: v.clone() for k, v in m.state_dict().items()})
+        return next(scores)
+
+    def loss(m, batch, state):
+        if state.epoch not in before:
+            before[state.epoch] = {k: v.detach().clone() for k, v in m.state_dict().items()}
+        return _vae_loss(m, batch, state)
+
+    plan = Plan(
+        _config(epochs=9, n_iter_no_change=2, n_lr_decays=1),
+        [Phase("train", _small_ae(), user_rows(X, torch.device("cpu")), loss)],
+        Validation("ndcg", score),
+    )
+    result = train(plan)
+    # epochs 3-4 do not improve on epoch 2: epoch 5 starts from epoch 2's weights at lr 1e-3
+    assert [h["learning_rate"] for h in result.history] == [1e-2] * 4 + [1e-3] * 3
+    assert _same_state(before[5], after[1])
+    assert _same_state(before[4], after[2]) and not _same_state(before[4], after[1])
+    # epochs 6-7 do not improve on epoch 5: the second plateau stops training
+    assert len(result.history) == 7 and result.best_epoch == 5
+    assert _same_state(result.module.state_dict(), after[4])
+
+
+def test_without_lr_decays_the_history_has_no_learning_rate():
+    X = _binary()
+    phase = Phase("train", _small_ae(), user_rows(X, torch.device("cpu")), _vae_loss)
+    assert "learning_rate" not in train(Plan(_config(epochs=2), [phase])).history[0]

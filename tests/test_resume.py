@@ -254,7 +254,8 @@ def test_engine_loop_state_is_complete_and_resumable():
     full = engine_train(plan(on_epoch=states.append))
     assert [s["epoch"] for s in states] == [1, 2, 3, 4]
     assert set(states[1]) == {
-        "epoch", "step", "optimizer", "shuffle", "generator", "history", "module", "best"
+        "epoch", "step", "optimizer", "shuffle", "generator", "history", "lr_decays", "module",
+        "best",
     }  # fmt: skip
     assert states[1]["step"] == 2 * 4  # 60 rows / 16 = 4 batches an epoch
     part = engine_train(plan(resume=states[1]))
@@ -272,3 +273,31 @@ def test_resume_parameters_are_validated():
         ResumableDAE(**_params(epochs=1, warm_start="yes")).fit(X)
     with pytest.raises(ValueError, match="'checkpoint' parameter"):
         ResumableDAE(**_params(epochs=1, checkpoint=3)).fit(X)
+
+
+def test_a_checkpoint_written_after_a_learning_rate_decay_resumes_bit_identical(tmp_path):
+    """The plateau count is part of the loop state: resumed after the decay, the fit goes on
+    at the divided learning rate and ends where the uninterrupted fit ends."""
+    from skcfae import SparseWideDAE
+
+    X = make_interactions(150, 40, random_state=0)
+    kw = dict(
+        K=8, F=4, epochs=30, batch_size=16, n_iter_no_change=2, n_lr_decays=1,
+        validation_fraction=0.2,
+        learning_rate=0.05, device="cpu", random_state=0,
+    )  # fmt: skip
+    full = SparseWideDAE(**kw).fit(X)
+    rates = [h["learning_rate"] for h in full.history_]
+    assert sorted(set(rates)) == pytest.approx([0.005, 0.05])  # one decay, then the stop
+    decayed_at = rates.index(min(rates))  # the epoch (1-based) of the decay
+    saved = {}
+    tap = SparseWideDAE(**kw, checkpoint=tmp_path / "unused.ckpt")
+    tap._write_checkpoint = lambda path, content: (
+        saved.setdefault("content", content) if content["state"]["epoch"] == decayed_at else None
+    )
+    tap.fit(X)
+    assert saved["content"]["state"]["lr_decays"] == 1
+    torch.save(saved["content"], tmp_path / "after_decay.ckpt")
+    resumed = SparseWideDAE(**kw, checkpoint=tmp_path / "after_decay.ckpt").fit(X)
+    _assert_same(resumed, full)
+    assert [h["learning_rate"] for h in resumed.history_] == rates

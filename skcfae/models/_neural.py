@@ -193,6 +193,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
             optimizer=self._optimizer,
             weight_decay=self._weight_decay(),
             n_iter_no_change=self.n_iter_no_change,
+            n_lr_decays=getattr(self, "n_lr_decays", 0),
             verbose=self.verbose,
             desc=type(self).__name__,
         )
@@ -273,7 +274,8 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
             phase = single
             module = self._warm_module(phase.module)
             if kept is not None:
-                resume = {k: v for k, v in kept.items() if k != "shape"}
+                # a warm fit starts at its learning_rate, with its own plateaus
+                resume = {k: v for k, v in kept.items() if k not in ("shape", "lr_decays")}
                 resume["history"] = self.history_
             else:
                 resume = {"epoch": len(self.history_), "history": self.history_}

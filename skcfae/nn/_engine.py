@@ -15,10 +15,11 @@ generator, batches from the phase's row source) which calls :func:`train_step`
 
 A single-phase plan can be resumed: ``Plan.on_epoch`` receives after every epoch the complete
 *loop state* (weights, optimiser state, the states of the shuffling and loss generators, the
-epoch and update counts, the history and the best epoch so far: tensors, dicts, lists,
-numbers and strings only, loadable with ``torch.load(weights_only=True)``), and
-``Plan.resume`` starts the loop from such a state, so that an interrupted run continued from
-its last state gives bit for bit the run that was never interrupted (on the same device).
+epoch and update counts, the history, the learning-rate decays and the best epoch so far:
+tensors, dicts, lists, numbers and strings only, loadable with
+``torch.load(weights_only=True)``), and ``Plan.resume`` starts the loop from such a state,
+so that an interrupted run continued from its last state gives bit for bit the run that was
+never interrupted (on the same device).
 :func:`_save_checkpoint` / :func:`_load_checkpoint` write and read one atomically.
 
 Data-parallel (:func:`skcfae.distributed.fit_distributed`, on every rank of a
@@ -102,7 +103,10 @@ class TrainConfig:
     ``weight_decay`` is a coupled L2 on weight matrices (``wd/2 · ‖W‖²`` added to the loss);
     ``momentum`` is SGD's (ignored by the other optimisers);
     ``seed`` seeds the shuffling (``seed``) and the loss's generator (``seed + 1``);
-    ``n_iter_no_change`` stops a validated phase after that many epochs without improvement.
+    ``n_iter_no_change`` stops a validated phase after that many epochs without improvement;
+    ``n_lr_decays``: the first that many times it runs out, the best epoch's weights are
+    restored and the learning rate divided by 10 instead (:data:`LR_DECAY`), and training
+    goes on.
     """
 
     epochs: int
@@ -114,6 +118,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     momentum: float = 0.9
     n_iter_no_change: int | None = None
+    n_lr_decays: int = 0
     verbose: int = 0
     desc: str = "fit"
 
@@ -184,6 +189,9 @@ class Phase:
 
 PhaseFactory = Callable[[dict[str, nn.Module]], Phase]
 
+#: Factor of the learning rate at each of the ``TrainConfig.n_lr_decays`` plateaus.
+LR_DECAY = 0.1
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -193,9 +201,10 @@ class Plan:
     ``resume`` is a loop state (``TrainResult.state`` or one given to ``on_epoch``) to
     continue from: its ``epoch`` epochs count towards the phase's epochs, its ``history``
     starts the new one; its optional entries ``module`` (weights), ``optimizer``, ``shuffle``
-    and ``generator`` (generator states), ``step`` and ``best`` (best-epoch tracking) replace
-    the fresh ones. ``on_epoch(state)`` is called after every epoch with the complete loop
-    state (CPU copies), e.g. to write a checkpoint.
+    and ``generator`` (generator states), ``step``, ``lr_decays`` (plateaus so far, which set
+    the learning rate) and ``best`` (best-epoch tracking) replace the fresh ones.
+    ``on_epoch(state)`` is called after every epoch with the complete loop state (CPU
+    copies), e.g. to write a checkpoint.
     """
 
     config: TrainConfig
@@ -413,6 +422,7 @@ def _fit_loop(
     history: list[dict[str, Any]] = []
     sign = 1.0 if validation is None or validation.greater_is_better else -1.0
     best_score, best_epoch, best_state, since_best = -np.inf, None, None, 0
+    decays = 0  # learning-rate divisions so far (TrainConfig.n_lr_decays)
     start = 0
     if resume is not None:
         start = int(resume["epoch"])
@@ -436,6 +446,9 @@ def _fit_loop(
             best_state, since_best = best["state"], int(best["since"])
             if best_state is not None:
                 best_state = {k: v.to(device) for k, v in best_state.items()}
+        decays = int(resume.get("lr_decays", 0))
+        for group in opt.param_groups:
+            group["lr"] = config.learning_rate * LR_DECAY**decays
 
     def loop_state(full: bool) -> dict[str, Any]:
         snapshot: dict[str, Any] = {
@@ -445,6 +458,7 @@ def _fit_loop(
             "shuffle": shuffle.get_state(),
             "generator": state.generator.get_state(),
             "history": [dict(r) for r in history],
+            "lr_decays": decays,
         }
         if full:
             snapshot["module"] = _cpu(module.state_dict())
@@ -486,6 +500,8 @@ def _fit_loop(
                 "values too large (scale or binarize X); lower it and fit again."
             )
         record: dict[str, Any] = {"epoch": epoch, "train_loss": mean_loss}
+        if config.n_lr_decays:
+            record["learning_rate"] = opt.param_groups[0]["lr"]
         module.eval()
         with torch.no_grad():
             if validation is not None:
@@ -503,6 +519,24 @@ def _fit_loop(
                     since_best += 1
             for hook in phase.hooks:
                 hook(module, record)
+            if (
+                since_best == stop
+                and decays < config.n_lr_decays
+                and best_epoch is not None
+                and best_state is not None
+            ):
+                # a plateau: from the best epoch on, at a tenth of the learning rate
+                decays, since_best = decays + 1, 0
+                module.load_state_dict(best_state)
+                for group in opt.param_groups:
+                    group["lr"] *= LR_DECAY
+                progress_line(
+                    config.verbose,
+                    desc,
+                    f"no improvement for {stop} epochs at epoch {epoch + offset}: back to the "
+                    f"best epoch, {best_epoch + offset}, at learning rate "
+                    f"{opt.param_groups[0]['lr']:.3g}",
+                )
         record["dur"] = time.perf_counter() - tic
         history.append(record)
         if on_epoch is not None:
