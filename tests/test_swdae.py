@@ -87,6 +87,26 @@ def test_sparse_decoder_equals_masked_dense(n_users):
         torch.testing.assert_close(a, b)
 
 
+def test_sparse_gradients_accumulate_and_copies_leave_the_buffers_behind():
+    """The SDDMM writes into a cached buffer: two backward passes still add up (no aliasing),
+    and a deep copy or a pickle of a trained layer does not carry the cache."""
+    import copy
+
+    pattern = _pattern(seed=3)
+    layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
+    H = torch.randn(5, 7, generator=torch.Generator().manual_seed(1))
+    layer(H).sum().backward()
+    once = layer.values.grad.clone()
+    layer(H).sum().backward()
+    torch.testing.assert_close(layer.values.grad, 2 * once)
+    assert "_sddmm" in layer.pattern.__dict__
+    for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
+        assert "_sddmm" not in other.pattern.__dict__
+        other.zero_grad()
+        other(H).sum().backward()
+        torch.testing.assert_close(other.values.grad, once)
+
+
 def test_sparse_layer_memory_scales_with_connections():
     """The parameters are the connections: n_items x R, not n_items x K."""
     n_items, K, R = 2000, 500, 5

@@ -92,6 +92,23 @@ class _Pattern(nn.Module):
     def nnz(self) -> int:
         return int(self.cols.shape[0])
 
+    def __getstate__(self) -> dict[str, Any]:  # copies and pickles leave the cache behind
+        state = dict(super().__getstate__())
+        state.pop("_sddmm", None)
+        return state
+
+    def sddmm_buffers(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+        """Two CSR tensors of this pattern with zero values, cached per (dtype, device): the
+        mask and the output of :func:`_sampled_product`."""
+        key = (dtype, torch.device(device))
+        cache = self.__dict__.setdefault("_sddmm", {})
+        if key not in cache or cache[key][0].crow_indices().device != self.indptr.device:
+            cache.clear()
+            cache[key] = tuple(
+                self.csr_tensor(torch.zeros(self.nnz, dtype=dtype, device=device)) for _ in range(2)
+            )
+        return cache[key]
+
     def csr_tensor(self, values: Tensor) -> Tensor:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
@@ -124,7 +141,7 @@ def _neuron_major(p: _Pattern, values: Tensor, g: Tensor) -> Tensor:
     """``g W`` (b, n_hidden) for dense g (b, n_items): row k of the transpose sums the rows of
     gᵀ of neuron k's items (CSC order). gᵀ is read in slices of users so that a slice stays in
     cache while the bags sweep it (2x faster than one pass on ML-20M shapes, CPU)."""
-    weights = values.detach()[p.perm]
+    weights = values.detach().index_select(0, p.perm)  # 3x faster than values[perm] (CPU)
     parts = [
         F.embedding_bag(
             p.csc_items,
@@ -140,9 +157,16 @@ def _neuron_major(p: _Pattern, values: Tensor, g: Tensor) -> Tensor:
 
 def _sampled_product(p: _Pattern, a: Tensor, b: Tensor) -> Tensor:
     """``(aᵀ b)[i, k]`` at the connections only (SDDMM), in CSR order: the gradient of the
-    connection values of ``y = b Wᵀ`` (a = dL/dy) or of ``y = a W`` (b = dL/dy)."""
-    mask = p.csr_tensor(torch.zeros(p.nnz, dtype=a.dtype, device=a.device))
-    return torch.sparse.sampled_addmm(mask, a.t().contiguous(), b, beta=0.0).values()
+    connection values of ``y = b Wᵀ`` (a = dL/dy) or of ``y = a W`` (b = dL/dy).
+
+    The pattern's zero-valued CSR tensor is built once per device and dtype and the product
+    written into a second one (``out=``): without them a third of the time went to
+    allocating, zeroing and copying nnz-long vectors (K=2000, R=200, ml-1m shape, CPU). The
+    result is a copy, so that gradients accumulated over several backward passes never alias.
+    """
+    mask, out = p.sddmm_buffers(a.dtype, a.device)
+    torch.sparse.sampled_addmm(mask, a.t().contiguous(), b, beta=0.0, out=out)
+    return out.values().clone()
 
 
 class _DecoderProduct(torch.autograd.Function):
