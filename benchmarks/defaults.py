@@ -134,6 +134,7 @@ def study(args) -> None:
 def default_model(name: str):
     return {
         "Sw-dae": lambda: swdae({}),
+        "Sw-dae-nodecay": lambda: swdae({"n_lr_decays": 0}),  # the default before n_lr_decays
         "Sw-dae-b500": lambda: swdae({"batch_size": 500}),  # the paper's batch, else default
         "Sw-dae-K2000": lambda: swdae({"K": 2000}),
         "EASE": lambda: EASE(random_state=0),

@@ -415,10 +415,10 @@ def _same_state(a, b):
 
 
 def test_a_plateau_divides_the_learning_rate_from_the_best_epoch():
-    """n_lr_decays=1: the first plateau restores the best weights and trains on at lr / 10,
-    the second one stops; every epoch's rate is in the history."""
+    """n_lr_decays=1: the first plateau restores the best weights and trains on at lr / 10
+    for n_iter_no_change more epochs; every epoch's rate is in the history."""
     X = _binary()
-    scores = iter([0.1, 0.3, 0.2, 0.2, 0.4, 0.35, 0.3, 0.3, 0.3])
+    scores = iter([0.1, 0.3, 0.2, 0.2, 0.4, 0.5, 0.6, 0.7])
     after = []  # the weights of each epoch, as validated
     before = {}  # the weights each epoch starts from
 
@@ -432,18 +432,18 @@ def test_a_plateau_divides_the_learning_rate_from_the_best_epoch():
         return _vae_loss(m, batch, state)
 
     plan = Plan(
-        _config(epochs=9, n_iter_no_change=2, n_lr_decays=1),
+        _config(epochs=8, n_iter_no_change=2, n_lr_decays=1),
         [Phase("train", _small_ae(), user_rows(X, torch.device("cpu")), loss)],
         Validation("ndcg", score),
     )
     result = train(plan)
     # epochs 3-4 do not improve on epoch 2: epoch 5 starts from epoch 2's weights at lr 1e-3
-    assert [h["learning_rate"] for h in result.history] == [1e-2] * 4 + [1e-3] * 3
+    assert [h["learning_rate"] for h in result.history] == [1e-2] * 4 + [1e-3] * 2
     assert _same_state(before[5], after[1])
     assert _same_state(before[4], after[2]) and not _same_state(before[4], after[1])
-    # epochs 6-7 do not improve on epoch 5: the second plateau stops training
-    assert len(result.history) == 7 and result.best_epoch == 5
-    assert _same_state(result.module.state_dict(), after[4])
+    # 2 epochs after the last decay training ends, still improving: the best is the last
+    assert len(result.history) == 6 and result.best_epoch == 6
+    assert _same_state(result.module.state_dict(), after[5])
 
 
 def test_without_lr_decays_the_history_has_no_learning_rate():

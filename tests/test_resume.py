@@ -254,7 +254,8 @@ def test_engine_loop_state_is_complete_and_resumable():
     full = engine_train(plan(on_epoch=states.append))
     assert [s["epoch"] for s in states] == [1, 2, 3, 4]
     assert set(states[1]) == {
-        "epoch", "step", "optimizer", "shuffle", "generator", "history", "lr_decays", "module",
+        "epoch", "step", "optimizer", "shuffle", "generator", "history", "lr_decays",
+        "lr_decayed_at", "module",
         "best",
     }  # fmt: skip
     assert states[1]["step"] == 2 * 4  # 60 rows / 16 = 4 batches an epoch

@@ -126,12 +126,12 @@ class SparseWideDAE(_WideDAE):
         users, else trains every epoch on all users. Ignored when ``fit`` gets ``X_valid``.
     validation_fraction : float, default=0.1
     n_iter_no_change : int or None, default=20
-    n_lr_decays : int, default=0
+    n_lr_decays : int, default=1
         With early stopping: the first ``n_lr_decays`` times that ``n_iter_no_change`` epochs
         pass without improvement, the best epoch's weights are restored, the learning rate is
         divided by 10 and training goes on (each epoch's rate is in ``history_`` as
-        ``learning_rate``); the next such plateau stops training. 0 stops at the first one.
-        Not in the paper.
+        ``learning_rate``); after the last division it ends ``n_iter_no_change`` epochs later,
+        keeping the best epoch. 0 stops at the first plateau. Not in the paper (see Notes).
     warm_start : bool, default=False
         With True, the next ``fit`` of a fitted model continues training its network and
         optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
@@ -242,7 +242,7 @@ class SparseWideDAE(_WideDAE):
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = 20,
-        n_lr_decays: int = 0,
+        n_lr_decays: int = 1,
         warm_start: bool = False,
         checkpoint: str | None = None,
         device: str = "auto",

@@ -106,7 +106,7 @@ class TrainConfig:
     ``n_iter_no_change`` stops a validated phase after that many epochs without improvement;
     ``n_lr_decays``: the first that many times it runs out, the best epoch's weights are
     restored and the learning rate divided by 10 instead (:data:`LR_DECAY`), and training
-    goes on.
+    goes on; after the last division, for ``n_iter_no_change`` more epochs.
     """
 
     epochs: int
@@ -422,7 +422,7 @@ def _fit_loop(
     history: list[dict[str, Any]] = []
     sign = 1.0 if validation is None or validation.greater_is_better else -1.0
     best_score, best_epoch, best_state, since_best = -np.inf, None, None, 0
-    decays = 0  # learning-rate divisions so far (TrainConfig.n_lr_decays)
+    decays, decayed_at = 0, 0  # learning-rate divisions so far, epoch of the last one
     start = 0
     if resume is not None:
         start = int(resume["epoch"])
@@ -446,7 +446,7 @@ def _fit_loop(
             best_state, since_best = best["state"], int(best["since"])
             if best_state is not None:
                 best_state = {k: v.to(device) for k, v in best_state.items()}
-        decays = int(resume.get("lr_decays", 0))
+        decays, decayed_at = int(resume.get("lr_decays", 0)), int(resume.get("lr_decayed_at", 0))
         for group in opt.param_groups:
             group["lr"] = config.learning_rate * LR_DECAY**decays
 
@@ -459,6 +459,7 @@ def _fit_loop(
             "generator": state.generator.get_state(),
             "history": [dict(r) for r in history],
             "lr_decays": decays,
+            "lr_decayed_at": decayed_at,
         }
         if full:
             snapshot["module"] = _cpu(module.state_dict())
@@ -471,7 +472,16 @@ def _fit_loop(
         return snapshot
 
     stop = config.n_iter_no_change
-    stopped = validation is not None and stop is not None and start > 0 and since_best >= stop
+
+    def finished(epoch: int) -> bool:
+        """Early stop after ``epoch``: a plateau with no decay left, or the last decay's
+        ``n_iter_no_change`` epochs run."""
+        if validation is None or stop is None:
+            return False
+        last = decays > 0 and decays == config.n_lr_decays and epoch - decayed_at >= stop
+        return since_best >= stop or last
+
+    stopped = start > 0 and finished(start)
     state.epoch = start
     desc = desc or phase.desc or config.desc
     todo = range(start + 1, epochs + 1) if not stopped else range(0)
@@ -526,7 +536,7 @@ def _fit_loop(
                 and best_state is not None
             ):
                 # a plateau: from the best epoch on, at a tenth of the learning rate
-                decays, since_best = decays + 1, 0
+                decays, decayed_at, since_best = decays + 1, epoch, 0
                 module.load_state_dict(best_state)
                 for group in opt.param_groups:
                     group["lr"] *= LR_DECAY
@@ -543,7 +553,7 @@ def _fit_loop(
             on_epoch(loop_state(full=True))
         _report(bar, record, config.verbose)
         bar.update()
-        if validation is not None and stop is not None and since_best >= stop:
+        if finished(epoch):
             logger.debug("early stop after epoch %d (best %.4f)", epoch, sign * best_score)
             early_stop = True
             break
