@@ -376,7 +376,7 @@ class EASE(RecommenderMixin, BaseEstimator):
     (``benchmarks/results/ease_large.md``):
 
     - N(i) ranks the items by cosine, not by raw co-occurrence, which favours popular items:
-      at k=200 on ml-1m NDCG@100 is 0.484 by cosine and 0.471 by raw counts (exact EASE
+      at k=200 on ml-1m (split 0) NDCG@100 is 0.484 by cosine and 0.471 by raw counts (exact EASE
       0.492). Items that never co-occur with i are left out: the exact B gives them tiny
       weights (adding them at k=100 moved NDCG@100 by at most 0.0001 on ml-1m and
       lastfm-2k), and leaving them out lets a long-tail item, which co-occurs with few
