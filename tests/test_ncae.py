@@ -66,18 +66,48 @@ def test_eq5_is_hand_computed_with_its_division_by_the_observed_count():
     )
 
 
+def test_without_row_balance_every_rating_weighs_the_same():
+    # the case above: errors² 0.25, 0, 1 (row 0) and 1, 0 (row 1); α = 2 on the dropped ones
+    X = np.zeros((3, 5), np.float32)
+    X[0, [0, 2, 4]] = [4, 2, 5]
+    X[1, [1, 3]] = [1, 3]
+    batch = _batch(X)
+    pred = torch.tensor([3.5, 2.0, 4.0, 2.0, 3.0])
+    kept = torch.tensor([True, True, False, False, True])
+    got = ncae_loss(pred, batch, kept, alpha=2.0, beta=1.0, balance_rows=False)
+    assert float(got) == pytest.approx((0.25 + 0.0 + 2 * 1.0 + 2 * 1.0 + 0.0) / 5, rel=1e-6)
+    # rows of equal counts: the two weightings agree; a batch without ratings costs 0
+    even = _batch(np.array([[4, 0, 2], [0, 5, 1.0]], np.float32))
+    p2, k2 = torch.tensor([3.0, 2.5, 4.0, 2.0]), torch.tensor([True, False, True, True])
+    assert float(ncae_loss(p2, even, k2, balance_rows=False)) == pytest.approx(
+        float(ncae_loss(p2, even, k2)), rel=1e-6
+    )
+    empty = _batch(np.zeros((2, 3), np.float32))
+    none = torch.zeros(0, dtype=torch.bool)
+    assert float(ncae_loss(torch.zeros(0), empty, none, balance_rows=False)) == 0.0
+
+
 def test_loss_of_the_estimator_is_eq5_at_the_observed_entries_of_the_dense_output(ratings):
     train, _ = ratings
     est = _small(dropout=0.5, alpha=1.5, beta=0.5, pretrain=False, epochs=1).fit(train)
     net = est.module_
     rows = item_rows(train, torch.device("cpu"))
     batch = rows.batch(torch.arange(20))
-    with torch.no_grad():
-        loss = est._loss(net, batch, TrainState(torch.Generator().manual_seed(3)))
-        corrupted, kept = _drop_observed(batch, 0.5, torch.Generator().manual_seed(3))
-        dense = net(corrupted)  # finish(out(hidden)) over every column
-        reference = ncae_loss(dense[batch.row_of, batch.cols], batch, kept, alpha=1.5, beta=0.5)
-    assert float(loss) == pytest.approx(float(reference), rel=1e-5)
+    for balance in (True, False):
+        est.set_params(balance_rows=balance)
+        with torch.no_grad():
+            loss = est._loss(net, batch, TrainState(torch.Generator().manual_seed(3)))
+            corrupted, kept = _drop_observed(batch, 0.5, torch.Generator().manual_seed(3))
+            dense = net(corrupted)  # finish(out(hidden)) over every column
+            reference = ncae_loss(
+                dense[batch.row_of, batch.cols],
+                batch,
+                kept,
+                alpha=1.5,
+                beta=0.5,
+                balance_rows=balance,
+            )
+        assert float(loss) == pytest.approx(float(reference), rel=1e-5)
 
 
 def test_unobserved_entries_are_never_read():
@@ -252,3 +282,45 @@ def test_plain_model_learns_pickles_and_is_reproducible(ratings, kind):
     np.testing.assert_array_equal(again.predict(test).data, est.predict(test).data)
     twin = clone(est).fit(train)
     np.testing.assert_array_equal(twin.predict(test).data, est.predict(test).data)
+
+
+# -- where a prediction comes from, and how λ enters --------------------------------------------
+@pytest.mark.parametrize("kind", ["item", "user"])
+def test_prediction_of_an_entry_reads_the_input_row_of_its_item_or_user(ratings, kind):
+    # item-based: (u, i) is output u of item i's clean column of training ratings; user-based:
+    # output i of user u's clean row (120 users x 60 items: a transposed read cannot match)
+    train, test = ratings
+    est = _small(kind=kind, pretrain=False, epochs=2).fit(train)
+    make_rows = item_rows if kind == "item" else user_rows
+    rows = make_rows(train, torch.device("cpu"))
+    with torch.no_grad():
+        dense = est.module_(rows.batch(torch.arange(rows.n_rows))).numpy()
+    users = np.repeat(np.arange(test.shape[0]), np.diff(test.indptr))
+    items = test.indices
+    expected = dense[items, users] if kind == "item" else dense[users, items]
+    low, high = est.rating_range_
+    np.testing.assert_allclose(est.predict(test).data, np.clip(expected, low, high), rtol=1e-5)
+
+
+def test_weight_decay_is_lambda_on_the_weight_matrices_in_every_stage(ratings, monkeypatch):
+    # Eq. 6 is a mean over rows plus λ/2 ||W||²: the coupled decay is λ itself (not λ/N as for
+    # AutoRec's summed Eq. 2), on the weight matrices only (biases: the documented deviation)
+    train, _ = ratings
+    built = []
+    real = torch.optim.Adam
+
+    def adam(groups, **kw):
+        built.append(
+            [([tuple(p.shape) for p in g["params"]], g.get("weight_decay", 0.0)) for g in groups]
+        )
+        return real(groups, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", adam)
+    _small(l2_reg=3e-3).fit(train)  # hidden (16, 12) over item rows of 120 users
+    n = train.shape[0]
+    assert built == [
+        [([(n, 16), (n, 16)], 3e-3), ([(16,), (n,)], 0.0)],  # S: W1 and its decoder
+        [([(12, 16), (16, 12)], 3e-3), ([(12,), (16,)], 0.0)],  # U: W2 and its decoder
+        [([(n, 12)], 3e-3), ([(n,)], 0.0)],  # S: V alone
+        [([(n, 16), (12, 16), (n, 12)], 3e-3), ([(16,), (12,), (n,)], 0.0)],  # fine-tuning
+    ]
