@@ -123,6 +123,15 @@ class AutoRec(_RatingAE):
     this uses Adam on minibatches (as the survey's re-implementation), the engine of every
     skcfae model.
 
+    *λ on 100k ratings.* The default λ = 1 is the survey's value; the paper tunes λ per data
+    set. In ``benchmarks/ratings.py`` λ is chosen in {1, 10, 30, 100, 300, 1000} on the
+    validation entries of each of 5 splits (90/10, 10% of the training ratings for
+    validation). On ml-100k it chose 300 on every split, and I-AutoRec's test RMSE went from
+    0.9142 ± 0.0022 at λ = 1 to 0.8971 ± 0.0013. That beats Surprise's SVD++ by 0.0161 ±
+    0.0016 paired over the splits. On ml-latest-small it chose 100-300: 0.8777 → 0.8753.
+    With 100 to 1000 times fewer ratings than the data sets of the papers, a larger λ than 1
+    is worth searching for.
+
     References
     ----------
     S. Sedhain, A. K. Menon, S. Sanner and L. Xie. AutoRec: Autoencoders Meet Collaborative
