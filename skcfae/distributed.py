@@ -48,10 +48,6 @@ __all__ = ["fit_distributed", "shard_rows", "shard_slice"]
 
 _SUPPORTED = ("FCDAE", "MultDAE", "MultVAE", "SparseWideDAE")
 
-#: ``early_stopping="auto"`` validates only with at least this many validation users in all
-#: (the rule of the neural models' own validation split).
-_MIN_AUTO_VALID_USERS = 10
-
 
 def _rank_and_size(rank: int | None, world_size: int | None) -> tuple[int, int]:
     """``rank`` and ``world_size``, by default those of the initialised process group, else
@@ -374,6 +370,7 @@ def _validation_users(
     users), or (X, None) when ``early_stopping="auto"`` finds fewer than 10 in all."""
     from .grouping import GroupedInteractions
     from .model_selection import MIN_SPLIT_INTERACTIONS, draw_validation_users
+    from .models._neural import _MIN_AUTO_VALID_USERS  # the rule of one process, over all ranks
 
     membership = getattr(X, "membership", None)
     base = group.broadcast_int(check_random_state(model.random_state).randint(2**31 - 1))

@@ -43,15 +43,20 @@ def _small(**params):
 
 
 # -- Eq. 5 ---------------------------------------------------------------------------------------
-def test_eq5_is_hand_computed_with_its_division_by_the_observed_count():
-    # row 0 is the paper's u4: K = {1, 3, 5}, C = {5} (0-based columns 0, 2, 4); row 1 has two
-    # ratings, the first dropped; row 2 has none
+def _u4_case():
+    """Row 0 is the paper's u4: K = {1, 3, 5}, C = {5} (0-based columns 0, 2, 4); row 1 has two
+    ratings, the first dropped; row 2 has none. Returns (batch, predictions, kept mask)."""
     X = np.zeros((3, 5), np.float32)
     X[0, [0, 2, 4]] = [4, 2, 5]
     X[1, [1, 3]] = [1, 3]
-    batch = _batch(X)
     pred = torch.tensor([3.5, 2.0, 4.0, 2.0, 3.0])
-    kept = torch.tensor([True, True, False, False, True])
+    return _batch(X), pred, torch.tensor([True, True, False, False, True])
+
+
+def test_eq5_is_hand_computed_with_its_division_by_the_observed_count():
+    # row 0 is the paper's u4: K = {1, 3, 5}, C = {5} (0-based columns 0, 2, 4); row 1 has two
+    # ratings, the first dropped; row 2 has none
+    batch, pred, kept = _u4_case()
     row0 = 2.0 / 3 * (4 - 5) ** 2 + 1.0 / 3 * ((3.5 - 4) ** 2 + 0.0)
     row1 = 2.0 / 2 * (2 - 1) ** 2 + 1.0 / 2 * 0.0
     expected = (row0 + row1 + 0.0) / 3  # averaged over the 3 rows of the batch (Eq. 6)
@@ -68,12 +73,7 @@ def test_eq5_is_hand_computed_with_its_division_by_the_observed_count():
 
 def test_without_row_balance_every_rating_weighs_the_same():
     # the case above: errors² 0.25, 0, 1 (row 0) and 1, 0 (row 1); α = 2 on the dropped ones
-    X = np.zeros((3, 5), np.float32)
-    X[0, [0, 2, 4]] = [4, 2, 5]
-    X[1, [1, 3]] = [1, 3]
-    batch = _batch(X)
-    pred = torch.tensor([3.5, 2.0, 4.0, 2.0, 3.0])
-    kept = torch.tensor([True, True, False, False, True])
+    batch, pred, kept = _u4_case()
     got = ncae_loss(pred, batch, kept, alpha=2.0, beta=1.0, balance_rows=False)
     assert float(got) == pytest.approx((0.25 + 0.0 + 2 * 1.0 + 2 * 1.0 + 0.0) / 5, rel=1e-6)
     # rows of equal counts: the two weightings agree; a batch without ratings costs 0

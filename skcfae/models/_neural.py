@@ -275,7 +275,8 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
             module = self._warm_module(phase.module)
             if kept is not None:
                 # a warm fit starts at its learning_rate, with its own plateaus
-                resume = {k: v for k, v in kept.items() if k not in ("shape", "lr_decays")}
+                drop = ("shape", "lr_decays", "lr_decayed_at")
+                resume = {k: v for k, v in kept.items() if k not in drop}
                 resume["history"] = self.history_
             else:
                 resume = {"epoch": len(self.history_), "history": self.history_}
