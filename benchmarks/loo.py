@@ -37,6 +37,7 @@ frozen, instead of reading their trained vector as the paper's implementations d
     python benchmarks/loo.py                         # latest (tag-dated) test item, 5 seeds
     python benchmarks/loo.py --test-item random      # random test item
     python benchmarks/loo.py --ratio                 # Table 5 on top (eALS, NCF, NCAE+)
+    python benchmarks/loo.py --ratio --keep-done     # Table 5 for seeds already run
     python benchmarks/loo.py --per-k                 # also the test scores of every K (Fig. 8)
 
 The smoke run (1 seed, one K, epochs capped: checks the pipeline, not the numbers):
@@ -246,6 +247,12 @@ def main() -> None:
         "--max-epochs", type=int, default=None, help="cap every model's epochs (smoke runs only)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--keep-done",
+        action="store_true",
+        help="reuse the tuned K and test scores of the seeds a model has in the results file "
+        "(e.g. to add --ratio to finished runs)",
+    )
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -266,13 +273,17 @@ def main() -> None:
         block["split"][str(seed)] = split_info(X, T, train, valid, test)
         print(f"== {args.test_item} test item, seed {seed}: {block['split'][str(seed)]}")
         for name in args.models:
-            tic = time.perf_counter()
-            K, per_k = tune(name, seed, args.grid, train, valid, args.max_epochs)
-            tune_s = time.perf_counter() - tic
-            row = refit(name, seed, K, X_fit, test, args.max_epochs)
-            row.update(K=K, tune_s=tune_s)
             entry = block["models"].setdefault(name, {"seeds": {}})
-            entry["seeds"][str(seed)] = {**row, "valid": per_k}
+            if args.keep_done and str(seed) in entry["seeds"]:
+                row = entry["seeds"][str(seed)]
+                K = row["K"]
+            else:
+                tic = time.perf_counter()
+                K, per_k = tune(name, seed, args.grid, train, valid, args.max_epochs)
+                tune_s = time.perf_counter() - tic
+                row = refit(name, seed, K, X_fit, test, args.max_epochs)
+                row.update(K=K, tune_s=tune_s)
+                entry["seeds"][str(seed)] = {**row, "valid": per_k}
             if args.per_k and K is not None:
                 entry["seeds"][str(seed)]["test_per_k"] = {
                     str(k): refit(name, seed, k, X_fit, test, args.max_epochs) for k in args.grid
@@ -280,7 +291,7 @@ def main() -> None:
             entry["summary"] = summarize(entry["seeds"])
             print(
                 f"{name:<6} K={K} HR@100 {row['hr@100']:.3f} NDCG@100 {row['ndcg@100']:.3f} "
-                f"fit {row['fit_s']:.1f}s tune {tune_s:.1f}s",
+                f"fit {row['fit_s']:.1f}s tune {row['tune_s']:.1f}s",
                 flush=True,
             )
             if args.ratio and name in args.ratio_models:

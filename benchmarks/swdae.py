@@ -320,6 +320,11 @@ def merge(args) -> None:
         se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
         return float(v.mean()), float(se)
 
+    def pm(ms):  # "mean ± s.e.", the mean alone for one split
+        return f"{ms[0]:.4f}" if np.isnan(ms[1]) else f"{ms[0]:.4f} ± {ms[1]:.4f}"
+
+    n_splits = max((len({r["split"] for r in rows if r["model"] == n}) for n in order), default=0)
+
     for name in order:
         rs = [r for r in rows if r["model"] == name and "skipped" not in r]
         notes += sorted(
@@ -333,14 +338,13 @@ def merge(args) -> None:
         }
         c = {k: agg([r["cold"][k] for r in rs]) for k in ("ndcg@100", "recall@20", "recall@50")}
         summary[name] = {"test": s, "cold": c, "splits": [r["split"] for r in rs]}
+        splits = str(len(rs)) if len(rs) == n_splits else " ".join(f"s{r['split']}" for r in rs)
         lines.append(
-            f"| {name} | {s['ndcg@100'][0]:.4f} ± {s['ndcg@100'][1]:.4f} | "
-            f"{s['recall@20'][0]:.4f} ± {s['recall@20'][1]:.4f} | "
-            f"{s['recall@50'][0]:.4f} ± {s['recall@50'][1]:.4f} | "
-            f"{s['valid_ndcg@100'][0]:.4f} | {len(rs)} | {s['fit_seconds'][0]:.0f} |"
+            f"| {name} | {pm(s['ndcg@100'])} | {pm(s['recall@20'])} | {pm(s['recall@50'])} | "
+            f"{s['valid_ndcg@100'][0]:.4f} | {splits} | {s['fit_seconds'][0]:.0f} |"
         )
         cold_lines.append(
-            f"| {name} | {c['ndcg@100'][0]:.4f} ± {c['ndcg@100'][1]:.4f} | "
+            f"| {name} | {pm(c['ndcg@100'])} | "
             f"{c['recall@20'][0]:.4f} | {c['recall@50'][0]:.4f} | "
             f"{np.mean([r['cold']['users'] for r in rs]):.0f} |"
         )
