@@ -72,7 +72,7 @@ def test_sparse_encoder_on_dense_input_has_input_gradient():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("n_users", [5, 300])  # 300: several user slices in the backward
+@pytest.mark.parametrize("n_users", [5, 300])  # 300: several user slices both ways
 def test_sparse_decoder_equals_masked_dense(n_users):
     pattern = _pattern(seed=3)
     layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
