@@ -38,6 +38,7 @@ frozen, instead of reading their trained vector as the paper's implementations d
     python benchmarks/loo.py --test-item random      # random test item
     python benchmarks/loo.py --ratio                 # Table 5 on top (eALS, NCF, NCAE+)
     python benchmarks/loo.py --ratio --keep-done     # Table 5 for seeds already run
+    python benchmarks/loo.py --test-item random --parity   # WMF vs implicit's ALS
     python benchmarks/loo.py --per-k                 # also the test scores of every K (Fig. 8)
 
 The smoke run (1 seed, one K, epochs capped: checks the pipeline, not the numbers):
@@ -80,6 +81,13 @@ PEERS = {  # lastfm-2k, random test item
     "implicit ALS": (0.522, 0.198),
     "BPR": (0.395, 0.141),
     "POP": (0.254, 0.076),
+}
+#: ``--parity``: skcfae's WMF and implicit's ALS (the same model: Hu et al. 2008) at the same
+#: settings, label -> (factors, regularization λ, alpha: confidence 1 + alpha · x), 15 sweeps.
+PARITY = {
+    "implicit's defaults": (100, 0.01, 1.0),
+    "λ 0.1, alpha 5": (100, 0.1, 5.0),
+    "the paper's WMF (c = 0.05, λ = 0.1), K 128": (128, 2.0, 19.0),
 }
 PAPER_ORDER = [  # §5.3 on Lastfm: (better, worse)
     ("NCAE+", "NCAE"),
@@ -215,6 +223,45 @@ def refit(name: str, seed: int, K, X_fit, test, max_epochs) -> dict:
     return row
 
 
+def parity(seed: int, X_fit, test) -> dict:
+    """WMF against implicit's ALS at each setting of :data:`PARITY` (one thread each): test
+    HR@100 / NDCG@100 (implicit ranks from its trained user factors, WMF folds the same users
+    in exactly) and fit seconds."""
+    import scipy.sparse as sp
+
+    try:
+        from implicit.cpu.als import AlternatingLeastSquares
+    except ImportError as exc:
+        raise SystemExit("--parity needs implicit: pip install -e .[bench]") from exc
+
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    out = {}
+    for label, (factors, lam, alpha) in PARITY.items():
+        tic = time.perf_counter()
+        als = AlternatingLeastSquares(
+            factors=factors,
+            regularization=lam,
+            alpha=alpha,
+            iterations=15,
+            num_threads=1,
+            random_state=seed,
+        )
+        fitted = sp.csr_matrix(X_fit)
+        als.fit(fitted, show_progress=False)
+        theirs = {"fit_s": time.perf_counter() - tic}
+        top, _ = als.recommend(users, fitted[users], N=100, filter_already_liked_items=True)
+        for metric, key in (("hit_rate", "hr@100"), ("ndcg", "ndcg@100")):
+            theirs[key] = float(KERNELS[metric](top, test[users], 100).mean())
+        model = WMF(n_components=factors, alpha=alpha, l2_reg=lam, epochs=15, random_state=seed)
+        tic = time.perf_counter()
+        model.fit(X_fit)
+        ours = {"fit_s": time.perf_counter() - tic}
+        ours.update({k: v for k, v in test_scores(model, X_fit, test).items() if "@100" in k})
+        out[label] = {"implicit": theirs, "skcfae": ours}
+        print(f"parity {label}: implicit {theirs} | WMF {ours}", flush=True)
+    return out
+
+
 def summarize(per_seed: dict) -> dict:
     """Mean and standard error over the seeds of every test number."""
     seeds = sorted(per_seed)
@@ -248,6 +295,9 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
+        "--parity", action="store_true", help="WMF vs implicit's ALS, same settings (only)"
+    )
+    parser.add_argument(
         "--keep-done",
         action="store_true",
         help="reuse the tuned K and test scores of the seeds a model has in the results file "
@@ -259,12 +309,13 @@ def main() -> None:
     path = args.out / f"{NAME}.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     block = results.setdefault(args.test_item, {"split": {}, "models": {}, "ratio": {}})
-    block["settings"] = {
-        "grid": args.grid,
-        "tuned_on": f"validation NDCG@{TUNE_K}",
-        "max_epochs": args.max_epochs,
-        "ties": "random" if args.test_item == "latest" else None,
-    }
+    if not args.parity:  # the settings of the model runs
+        block["settings"] = {
+            "grid": args.grid,
+            "tuned_on": f"validation NDCG@{TUNE_K}",
+            "max_epochs": args.max_epochs,
+            "ties": "random" if args.test_item == "latest" else None,
+        }
     X, T = load(args.test_item)
     for seed in args.seeds:
         ties = "random" if T is not None else "highest_item"
@@ -272,6 +323,10 @@ def main() -> None:
         X_fit = train + valid
         block["split"][str(seed)] = split_info(X, T, train, valid, test)
         print(f"== {args.test_item} test item, seed {seed}: {block['split'][str(seed)]}")
+        if args.parity:
+            block.setdefault("parity", {})[str(seed)] = parity(seed, X_fit, test)
+            path.write_text(json.dumps(results, indent=2) + "\n")
+            continue
         for name in args.models:
             entry = block["models"].setdefault(name, {"seeds": {}})
             if args.keep_done and str(seed) in entry["seeds"]:
@@ -377,6 +432,33 @@ def write_markdown(results: dict, path: Path) -> None:
                 + ".",
                 "",
             ]
+        if block.get("parity"):
+            seeds_p = sorted(block["parity"], key=int)
+            lines += [
+                "### WMF against implicit's ALS at the same settings (15 sweeps, 1 thread each)",
+                "",
+                f"Seeds {', '.join(seeds_p)}; mean over the seeds. implicit ranks from its "
+                "trained user factors, WMF folds the same users in (exact least squares).",
+                "",
+                "| setting | implicit HR@100 / NDCG@100 | WMF HR@100 / NDCG@100 | fit s "
+                "(implicit / WMF) |",
+                "|---|---|---|---|",
+            ]
+            for label in PARITY:
+                runs = [p[label] for sd in seeds_p if label in (p := block["parity"][sd])]
+                if not runs:
+                    continue
+
+                def mean(who: str, key: str, runs: list = runs) -> float:
+                    return float(np.mean([r[who][key] for r in runs]))
+
+                lines.append(
+                    f"| {label} | {mean('implicit', 'hr@100'):.3f} / "
+                    f"{mean('implicit', 'ndcg@100'):.3f} | {mean('skcfae', 'hr@100'):.3f} / "
+                    f"{mean('skcfae', 'ndcg@100'):.3f} | {mean('implicit', 'fit_s'):.1f} / "
+                    f"{mean('skcfae', 'fit_s'):.1f} |"
+                )
+            lines.append("")
         if block.get("ratio"):
             ratios = sorted({D for per in block["ratio"].values() for D in per}, key=float)
             lines += [
