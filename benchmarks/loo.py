@@ -321,12 +321,13 @@ def main() -> None:
         ties = "random" if T is not None else "highest_item"
         train, valid, test = leave_one_out_validation_split(X, T, ties=ties, random_state=seed)
         X_fit = train + valid
-        block["split"][str(seed)] = split_info(X, T, train, valid, test)
-        print(f"== {args.test_item} test item, seed {seed}: {block['split'][str(seed)]}")
-        if args.parity:
+        info = split_info(X, T, train, valid, test)
+        print(f"== {args.test_item} test item, seed {seed}: {info}")
+        if args.parity:  # "split" lists the seeds of the model rows
             block.setdefault("parity", {})[str(seed)] = parity(seed, X_fit, test)
             path.write_text(json.dumps(results, indent=2) + "\n")
             continue
+        block["split"][str(seed)] = info
         for name in args.models:
             entry = block["models"].setdefault(name, {"seeds": {}})
             if args.keep_done and str(seed) in entry["seeds"]:
