@@ -21,6 +21,8 @@ Protocol, per seed s (the split and every model use random_state=s):
    NCAE+ adds the augmentation ε=0.001, p=0.8; NCAE- weighs every missing entry c=0.05;
    WMF c=0.05, λ=0.1 (``WMF(alpha=19, l2_reg=2)``, the same minimiser); eALS c0=512, ω=0.5,
    λ=0.05; BPR learning rate 0.1, λ=0.01; NCF NeuMF 2K->K->K/2->1 with 4 negatives.
+   WMF-tuned (not in the paper) searches WMF's alpha and l2_reg too (``SEARCH``), for a
+   comparison with the peers' tuned numbers.
 4. The best K is refitted on training + validation and scored on the test items: HR@M and
    NDCG@M, M in {50, 100, 150, 200, 250}, ranking all items but the training + validation
    ones, averaged over the users with a test item. Reported: mean ± standard error over the
@@ -71,7 +73,7 @@ from skcfae.model_selection import data_ratio_split, leave_one_out_validation_sp
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULTS = Path(__file__).parent / "results"
 NAME = "loo_lastfm-2k"
-MODELS = ["NCAE+", "NCAE", "NCAE-", "WMF", "NCF", "eALS", "BPR", "POP"]
+MODELS = ["NCAE+", "NCAE", "NCAE-", "WMF", "WMF-tuned", "NCF", "eALS", "BPR", "POP"]
 RATIO_MODELS = ["eALS", "NCF", "NCAE+"]
 GRID = [8, 16, 32, 64, 128]
 RATIOS = [0.4, 0.6, 0.8]
@@ -89,6 +91,8 @@ PARITY = {
     "λ 0.1, alpha 5": (100, 0.1, 5.0),
     "the paper's WMF (c = 0.05, λ = 0.1), K 128": (128, 2.0, 19.0),
 }
+#: Settings searched on the validation items beside K (the peers' numbers are of tuned models).
+SEARCH = {"WMF-tuned": {"alpha": [2.0, 5.0, 10.0, 20.0, 40.0], "l2_reg": [0.1, 1.0, 10.0, 100.0]}}
 PAPER_ORDER = [  # §5.3 on Lastfm: (better, worse)
     ("NCAE+", "NCAE"),
     ("NCAE", "NCAE-"),
@@ -113,6 +117,8 @@ def make(name: str, seed: int):
         return model, "hidden_layer_sizes"
     if name == "WMF":
         return WMF(alpha=19.0, l2_reg=2.0, random_state=seed), "n_components"
+    if name == "WMF-tuned":  # alpha and l2_reg from SEARCH
+        return WMF(random_state=seed), "n_components"
     if name == "NCF":
         return NCF(random_state=seed), "n_components"
     if name == "eALS":
@@ -176,13 +182,14 @@ def test_scores(model, history, test) -> dict:
 
 
 def tune(name: str, seed: int, grid, train, valid, max_epochs):
-    """Grid over K on the validation items; returns (best K or None, per-K validation rows)."""
+    """Grid over K (and the model's SEARCH settings) on the validation items; returns (best K
+    or None, the best SEARCH settings, per-candidate validation rows)."""
     from sklearn.model_selection import GridSearchCV
 
     model, param = make(name, seed)
     cap_epochs(model, max_epochs)
     if param is None:
-        return None, {}
+        return None, {}, {}
     rows = np.arange(train.shape[0])
     scoring = {
         "hr": holdout_scorer("hit_rate", k=TUNE_K),
@@ -190,7 +197,7 @@ def tune(name: str, seed: int, grid, train, valid, max_epochs):
     }
     search = GridSearchCV(
         model,
-        {param: [k_value(param, K) for K in grid]},
+        {param: [k_value(param, K) for K in grid], **SEARCH.get(name, {})},
         cv=[(rows, rows)],
         scoring=scoring,
         refit=False,
@@ -198,23 +205,26 @@ def tune(name: str, seed: int, grid, train, valid, max_epochs):
     )
     search.fit(train, valid)
     res = search.cv_results_
-    per_k = {
-        str(K): {
+    per_candidate = {}
+    for i, params in enumerate(res["params"]):
+        K = params[param][0] if param == "hidden_layer_sizes" else params[param]
+        extra = {k: v for k, v in params.items() if k != param}
+        key = str(K) + "".join(f" {k}={v:g}" for k, v in sorted(extra.items()))
+        per_candidate[key] = {
             f"hr@{TUNE_K}": float(res["mean_test_hr"][i]),
             f"ndcg@{TUNE_K}": float(res["mean_test_ndcg"][i]),
             "fit_s": float(res["mean_fit_time"][i]),
         }
-        for i, K in enumerate(grid)
-    }
-    best = max(grid, key=lambda K: per_k[str(K)][f"ndcg@{TUNE_K}"])
-    return int(best), per_k
+    best = res["params"][int(np.argmax(res["mean_test_ndcg"]))]
+    K = best[param][0] if param == "hidden_layer_sizes" else best[param]
+    return int(K), {k: v for k, v in best.items() if k != param}, per_candidate
 
 
-def refit(name: str, seed: int, K, X_fit, test, max_epochs) -> dict:
+def refit(name: str, seed: int, K, X_fit, test, max_epochs, extra=None) -> dict:
     model, param = make(name, seed)
     cap_epochs(model, max_epochs)
     if param is not None:
-        model.set_params(**{param: k_value(param, K)})
+        model.set_params(**{param: k_value(param, K)}, **(extra or {}))
     tic = time.perf_counter()
     model.fit(X_fit)
     fit_s = time.perf_counter() - tic
@@ -332,17 +342,18 @@ def main() -> None:
             entry = block["models"].setdefault(name, {"seeds": {}})
             if args.keep_done and str(seed) in entry["seeds"]:
                 row = entry["seeds"][str(seed)]
-                K = row["K"]
+                K, extra = row["K"], row.get("params", {})
             else:
                 tic = time.perf_counter()
-                K, per_k = tune(name, seed, args.grid, train, valid, args.max_epochs)
+                K, extra, per_k = tune(name, seed, args.grid, train, valid, args.max_epochs)
                 tune_s = time.perf_counter() - tic
-                row = refit(name, seed, K, X_fit, test, args.max_epochs)
-                row.update(K=K, tune_s=tune_s)
+                row = refit(name, seed, K, X_fit, test, args.max_epochs, extra)
+                row.update(K=K, tune_s=tune_s, **({"params": extra} if extra else {}))
                 entry["seeds"][str(seed)] = {**row, "valid": per_k}
             if args.per_k and K is not None:
                 entry["seeds"][str(seed)]["test_per_k"] = {
-                    str(k): refit(name, seed, k, X_fit, test, args.max_epochs) for k in args.grid
+                    str(k): refit(name, seed, k, X_fit, test, args.max_epochs, extra)
+                    for k in args.grid
                 }
             entry["summary"] = summarize(entry["seeds"])
             print(
@@ -353,7 +364,7 @@ def main() -> None:
             if args.ratio and name in args.ratio_models:
                 for D in args.ratios:
                     kept, _ = data_ratio_split(X_fit, D, random_state=seed)
-                    r = refit(name, seed, K, kept, test, args.max_epochs)
+                    r = refit(name, seed, K, kept, test, args.max_epochs, extra)
                     r["K"] = K
                     slot = block["ratio"].setdefault(name, {}).setdefault(str(D), {"seeds": {}})
                     slot["seeds"][str(seed)] = r
@@ -417,6 +428,11 @@ def write_markdown(results: dict, path: Path) -> None:
                 f"{_cell(s, 'ndcg@250')} | {s['K']} | {s['fit_s']:.1f} |"
             )
         lines.append("")
+        for name in SEARCH:
+            per_seed = block["models"].get(name, {}).get("seeds", {})
+            chosen = [per_seed[sd].get("params") for sd in sorted(per_seed, key=int)]
+            if chosen:
+                lines += [f"{name}: settings chosen on validation items, per seed: {chosen}.", ""]
         order = []
         for better, worse in PAPER_ORDER:
             if better in block["models"] and worse in block["models"]:

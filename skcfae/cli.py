@@ -124,8 +124,8 @@ def _parser() -> argparse.ArgumentParser:
         help="Sw-dae Table 3 analogue (Khawar et al., WWW 2020)",
         description="Strong generalization (10%% validation and 10%% test users, split seed "
         "98765 + i), the default Popularity(), EASE(), MultDAE() and "
-        "Pipeline([ItemGrouper(), SparseWideDAE()]) (K=1000, or n_items // 3 with fewer than "
-        "1000 items) fitted on the training users, model seed i; prints a "
+        "Pipeline([ItemGrouper(), SparseWideDAE()]) fitted on the training users, model "
+        "seed i; prints a "
         "Markdown table of test NDCG@100, Recall@20 and fit seconds (means over splits).",
     )
     src = t3.add_mutually_exclusive_group(required=True)
@@ -335,7 +335,7 @@ def _table3_data(args: argparse.Namespace) -> tuple[Any, float | None, str]:
     return X, (3.5 if X.data.max() > 1 else None), args.data
 
 
-def _table3_model(name: str, fast: bool, seed: int, n_items: int) -> Any:
+def _table3_model(name: str, fast: bool, seed: int) -> Any:
     from sklearn.pipeline import Pipeline
 
     from . import EASE, ItemGrouper, MultDAE, Popularity, SparseWideDAE
@@ -349,17 +349,10 @@ def _table3_model(name: str, fast: bool, seed: int, n_items: int) -> Any:
         return MultDAE(random_state=seed, **cap)
     return Pipeline(
         [
-            ("group", ItemGrouper(K=_table3_K(n_items), random_state=seed)),
+            ("group", ItemGrouper(random_state=seed)),
             ("dae", SparseWideDAE(random_state=seed, **cap)),
         ]
     )
-
-
-def _table3_K(n_items: int) -> int:
-    """ItemGrouper's default K=1000 (Khawar et al., WWW 2020, §4.3) where there are at least
-    1000 items; fewer items cannot hold 1000 groups, so K = n_items // 3 there (synthetic: 100).
-    """
-    return 1000 if n_items >= 1000 else max(1, n_items // 3)
 
 
 def _evaluate(model: Any, fold_in: Any, holdout: Any, batch: int = 1000) -> dict[str, np.ndarray]:
@@ -397,7 +390,7 @@ def _table3(args: argparse.Namespace) -> None:
             X, n_heldout_users=0.1, threshold=threshold, random_state=_SPLIT_SEED + i
         )
         for name in args.models:
-            model = _table3_model(name, args.fast, seed=i, n_items=split.train.shape[1])
+            model = _table3_model(name, args.fast, seed=i)
             tic = time.perf_counter()
             with warnings.catch_warnings():
                 if args.fast:  # 5 epochs do not converge, by design

@@ -35,12 +35,29 @@ from ._progress import progress_line
 from ._typing import InteractionMatrix, RandomState
 from ._validation import check_has_interactions, check_interactions, check_n_items
 
-__all__ = ["GroupedInteractions", "ItemGrouper"]
+__all__ = ["GroupedInteractions", "ItemGrouper", "auto_K"]
 
 logger = logging.getLogger(__name__)
 
 #: ``F="auto"`` embeds in min(K, this) dimensions: the paper's 50 (§4.3) for K >= 50.
 _AUTO_F_MAX = 50
+
+#: ``K="auto"`` takes at most this many groups (see :func:`auto_K`).
+_AUTO_K_MAX = 2000
+
+
+def auto_K(n_items: int) -> int:
+    """The number of groups of ``K="auto"``: ``min(2000, 2 * n_items // 3)``, at least 1.
+
+    Khawar et al. (WWW 2020, §4.3, §5.3 and Figure 5) searched K in multiples of 1000 and
+    found Sw-dae better the wider it was. 2000 won over 1000 on the validation users of
+    ml-1m, ml-latest-small and lastfm-2k (``benchmarks/results/defaults.md``); the cap
+    keeps a default fit on ml-1m under a minute on 2 cores. Two thirds of the items leaves
+    1.5 items per k-means cluster on small catalogues, where K cannot exceed the items
+    (ml-100k's 1,682 items: K = 1121).
+    """
+    return max(1, min(_AUTO_K_MAX, 2 * n_items // 3))
+
 
 #: Up to this many items the embedding comes from a dense eigendecomposition of the
 #: n_items x n_items matrix (exact, no ARPACK restriction F < n_items); above it, from ARPACK
@@ -409,9 +426,13 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    K : int, default=1000
+    K : int or "auto", default="auto"
         Number of groups (k-means centroids); at most the number of items. The paper searched
-        multiples of 1000 (§4.3).
+        multiples of 1000 (§4.3). ``"auto"`` is ``min(2000, 2 * n_items // 3)``
+        (:func:`auto_K`); ``K_`` holds the value used.
+
+        .. versionchanged:: 0.1
+           Default "auto" instead of 1000 (see :class:`~skcfae.SparseWideDAE`, Notes).
     R : int or None, default=None
         Number of groups per item (degree of overlap), ``1 <= R <= K``. None means
         ``max(1, round(K / 10))`` (rounding half up), the 10% sparsity used throughout the
@@ -464,7 +485,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    membership_ : scipy.sparse.csr_array of shape ``(n_items, K)``, float32
+    membership_ : scipy.sparse.csr_array of shape ``(n_items, K_)``, float32
         1.0 where an item belongs to a group; exactly ``R_`` ones per row, column indices
         sorted.
     embedding_ : ndarray of shape ``(n_items, F_)``
@@ -473,7 +494,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     eigenvalues_ : ndarray of shape ``(F_,)``
         Top eigenvalues of Δ (laplacian) or of XᵀX (svd: the squared singular values of
         X), largest first.
-    centroids_ : ndarray of shape ``(K, F_)``
+    centroids_ : ndarray of shape ``(K_, F_)``
         The k-means centroids.
     labels_ : ndarray of shape (n_items,)
         Nearest centroid of each item (its k-means cluster).
@@ -481,8 +502,10 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Sum of squared distances of the items to their nearest centroid.
     n_iter_ : int
         Iterations of the kept k-means run (passes over the items for ``"minibatch"``).
+    K_ : int
+        The number of groups used (``K``, or :func:`auto_K` of the items for ``"auto"``).
     R_ : int
-        The number of groups per item used (``R``, or its default from ``K``).
+        The number of groups per item used (``R``, or its default from ``K_``).
     F_ : int
         The embedding dimension used: ``F``, or ``min(50, K)`` for ``"auto"``, at most the
         number of items.
@@ -600,7 +623,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict[str, list[Any]] = {
-        "K": [Interval(Integral, 1, None, closed="left")],
+        "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "method": [StrOptions({"laplacian", "svd"})],
@@ -615,7 +638,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        K: int = 1000,
+        K: int | str = "auto",
         *,
         R: int | None = None,
         F: int | str = "auto",
@@ -657,23 +680,24 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_n_items(self, X, reset=reset)
         return X
 
-    def _check_params_vs_input(self, n_items: int) -> tuple[int, int]:
-        """Resolve R and F against K and the data; raise for impossible combinations."""
-        if self.K > n_items:
+    def _check_params_vs_input(self, n_items: int) -> tuple[int, int, int]:
+        """Resolve K, R and F against the data; raise for impossible combinations."""
+        K = auto_K(n_items) if self.K == "auto" else int(self.K)
+        if K > n_items:
             raise ValueError(
                 f"The 'K' parameter of ItemGrouper.fit must be at most the number of items: "
-                f"X has {n_items} feature(s) (items) but K={self.K}, and k-means cannot "
+                f"X has {n_items} feature(s) (items) but K={K}, and k-means cannot "
                 f"place more centroids than items. Use K <= {n_items}."
             )
-        R = max(1, (self.K + 5) // 10) if self.R is None else int(self.R)
-        if R > self.K:
+        R = max(1, (K + 5) // 10) if self.R is None else int(self.R)
+        if R > K:
             raise ValueError(
                 f"The 'R' parameter of ItemGrouper.fit must be an int in the range "
-                f"[1, K={self.K}]: an item cannot join more groups than exist. Got R={R}; "
+                f"[1, K={K}]: an item cannot join more groups than exist. Got R={R}; "
                 f"use R < K (the paper uses R = K / 10)."
             )
-        F = min(_AUTO_F_MAX, self.K) if self.F == "auto" else int(self.F)
-        return R, min(F, n_items)
+        F = min(_AUTO_F_MAX, K) if self.F == "auto" else int(self.F)
+        return K, R, min(F, n_items)
 
     # -- fit / transform --------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -695,8 +719,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self._fit(self._validate(X, reset=True, caller="ItemGrouper.fit"))
 
     def _fit(self, X: sp.csr_array) -> ItemGrouper:
-        K = self.K
-        R, F = self._check_params_vs_input(X.shape[1])
+        K, R, F = self._check_params_vs_input(X.shape[1])
         rng = check_random_state(self.random_state)
         kmeans_seed = int(rng.randint(np.iinfo(np.int32).max))
 
@@ -746,6 +769,7 @@ class ItemGrouper(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.inertia_ = inertia
         self.n_iter_ = n_iter
         self.membership_ = membership
+        self.K_ = K
         self.R_ = R
         self.F_ = F
         self.embedding_cached_ = hit

@@ -206,7 +206,7 @@ def test_membership_shape_and_exactly_R_per_row(planted2):
 @pytest.mark.parametrize(("K", "R"), [(1, 1), (9, 1), (10, 1), (15, 2), (25, 3), (1000, 100)])
 def test_default_R_is_ten_percent(K, R):
     """R = K / 10 rounded half up, at least 1 (the paper's 10% sparsity, §4.3)."""
-    assert ItemGrouper(K, F=50)._check_params_vs_input(n_items=1000) == (R, 50)
+    assert ItemGrouper(K, F=50)._check_params_vs_input(n_items=1000) == (K, R, 50)
 
 
 @pytest.mark.parametrize(
@@ -214,9 +214,26 @@ def test_default_R_is_ten_percent(K, R):
 )
 def test_default_F_is_K_up_to_50(K, n_items, F):
     """F="auto" = min(50, K): K eigenvectors for K groups (NJW), the paper's 50 from K = 50."""
-    assert ItemGrouper(K)._check_params_vs_input(n_items)[1] == F
-    assert ItemGrouper(K, F="auto")._check_params_vs_input(n_items)[1] == F
-    assert ItemGrouper(K, F=7)._check_params_vs_input(n_items)[1] == min(7, n_items)
+    assert ItemGrouper(K)._check_params_vs_input(n_items)[2] == F
+    assert ItemGrouper(K, F="auto")._check_params_vs_input(n_items)[2] == F
+    assert ItemGrouper(K, F=7)._check_params_vs_input(n_items)[2] == min(7, n_items)
+
+
+@pytest.mark.parametrize(
+    ("n_items", "K"), [(1, 1), (2, 1), (3, 2), (10, 6), (1682, 1121), (3000, 2000), (20108, 2000)]
+)
+def test_auto_K_is_half_the_items_at_most_2000(n_items, K):
+    """K="auto" (the default) = min(2000, 2 n_items // 3), at least 1; R and F follow it."""
+    from skcfae.grouping import auto_K
+
+    assert auto_K(n_items) == K
+    assert ItemGrouper()._check_params_vs_input(n_items) == (K, max(1, (K + 5) // 10), min(50, K))
+
+
+def test_auto_K_is_fitted_as_K_():
+    X = make_interactions(200, 40, random_state=0)
+    g = ItemGrouper(random_state=0).fit(X)
+    assert g.K == "auto" and g.K_ == 26 and g.membership_.shape == (40, 26) and g.R_ == 3
 
 
 def test_default_F_after_fit():

@@ -117,6 +117,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
     #: models that accept it (see SparseWideDAE).
     _auto_steps = 3000
+    #: ``n_iter_no_change="auto"`` waits ``max(10, ceil(_auto_patience_steps / steps per
+    #: epoch))`` epochs, for models that accept it (see SparseWideDAE).
+    _auto_patience_steps = 200
 
     def __init__(
         self,
@@ -181,6 +184,13 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
             return max(100, -(-self._auto_steps // steps_per_epoch))
         return int(self.epochs)
 
+    def _patience(self, n_rows: int) -> int | None:
+        """``n_iter_no_change``, with "auto" resolved for ``n_rows`` training rows."""
+        if self.n_iter_no_change == "auto":
+            steps_per_epoch = -(-n_rows // self.batch_size)
+            return max(10, -(-self._auto_patience_steps // steps_per_epoch))
+        return self.n_iter_no_change
+
     def _train_config(self, X_train: sp.csr_array, seed: int) -> TrainConfig:
         group = _data_parallel()  # data-parallel: the rows of all ranks
         n_rows = X_train.shape[0] if group is None else sum(group.all_gather_int(X_train.shape[0]))
@@ -192,7 +202,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
             seed=seed,
             optimizer=self._optimizer,
             weight_decay=self._weight_decay(),
-            n_iter_no_change=self.n_iter_no_change,
+            n_iter_no_change=self._patience(n_rows),
             n_lr_decays=getattr(self, "n_lr_decays", 0),
             verbose=self.verbose,
             desc=type(self).__name__,

@@ -28,7 +28,7 @@ __all__ = ["SparseWideDAE", "matching_width"]
 
 #: Defaults of the grouping parameters: set to anything else after an ItemGrouper, they would
 #: be ignored, and SparseWideDAE warns.
-_GROUPING_DEFAULTS = {"K": 1000, "R": None, "F": "auto", "method": "laplacian"}
+_GROUPING_DEFAULTS = {"K": "auto", "R": None, "F": "auto", "method": "laplacian"}
 
 
 def matching_width(n_items: int, n_parameters: int, *, density: float = 0.1, depth: int = 1) -> int:
@@ -64,7 +64,8 @@ class SparseWideDAE(_WideDAE):
     decoder) to exactly the R groups it belongs to; untied weights; sigmoid hidden units
     ``h = σ(W x̃ + b)`` (Eq. 4); input dropout 0.6 as the corruption and dropout 0.2 on the
     hidden layer. The paper's Adam 1e-3, batch 500, 100 epochs are replaced by Adam 1e-2,
-    batch 128 and early stopping on held-out users (see Notes). The
+    batch 128, early stopping on held-out users and one learning-rate decay, and K by
+    ``min(2000, 2 n_items / 3)`` groups (see Notes). The
     groups come from the :class:`~skcfae.ItemGrouper` before it in a Pipeline, or, used
     alone, from an ``ItemGrouper(K, R, F, method)`` fitted on the training users. Items are
     read as a binary history; scores are the decoder outputs before the output
@@ -75,10 +76,15 @@ class SparseWideDAE(_WideDAE):
 
     Parameters
     ----------
-    K : int, default=1000
-        Number of item groups = hidden neurons. After an ItemGrouper, the groups come with X
-        and K, R (and F, method, unless stacked) are unused: setting them then warns
+    K : int or "auto", default="auto"
+        Number of item groups = hidden neurons; "auto" is ``min(2000, 2 * n_items // 3)``
+        (:func:`skcfae.grouping.auto_K`), and ``K_`` holds the value used. After an
+        ItemGrouper, the groups come with X and K, R (and F, method, unless stacked) are
+        unused: setting them then warns
         (:class:`~skcfae.exceptions.UnusedParameterWarning`); search ``group__K`` instead.
+
+        .. versionchanged:: 0.1
+           Default "auto" instead of 1000 (see Notes).
     R : int or None, default=None
         Groups per item; None means K / 10 rounded half up, at least 1 (the paper's 10%
         density, §4.3).
@@ -125,13 +131,24 @@ class SparseWideDAE(_WideDAE):
         epochs without improvement. "auto" does so when that gives at least 10 validation
         users, else trains every epoch on all users. Ignored when ``fit`` gets ``X_valid``.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int or None, default=20
-    n_lr_decays : int, default=0
+    n_iter_no_change : int, "auto" or None, default="auto"
+        Epochs without improvement before the learning rate is divided (``n_lr_decays``) or
+        training stops. "auto" is ``max(10, ceil(200 / updates per epoch))``: 10 epochs
+        where an epoch has 20 or more Adam updates (ml-1m: 34), more on small data
+        (ml-latest-small: 4 updates per epoch, 50 epochs), whose validation score can stay
+        flat for dozens of updates before it rises. None never stops early.
+
+        .. versionchanged:: 0.1
+           Default "auto" instead of 20.
+    n_lr_decays : int, default=1
         With early stopping: the first ``n_lr_decays`` times that ``n_iter_no_change`` epochs
         pass without improvement, the best epoch's weights are restored, the learning rate is
         divided by 10 and training goes on (each epoch's rate is in ``history_`` as
         ``learning_rate``); after the last division it ends ``n_iter_no_change`` epochs later,
         keeping the best epoch. 0 stops at the first plateau. Not in the paper (see Notes).
+
+        .. versionchanged:: 0.1
+           Default 1 instead of 0.
     warm_start : bool, default=False
         With True, the next ``fit`` of a fitted model continues training its network and
         optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
@@ -146,8 +163,11 @@ class SparseWideDAE(_WideDAE):
 
     Attributes
     ----------
-    membership_ : scipy.sparse.csr_array of shape (n_items, K)
+    membership_ : scipy.sparse.csr_array of shape ``(n_items, K_)``
         The connectivity (1 where an item belongs to a group).
+    K_ : int
+        The number of groups = hidden neurons of the first layer (the columns of
+        ``membership_``).
     stacked_memberships_ : list of scipy.sparse.csr_array
         Connectivity of each further stacked layer (empty for one hidden layer).
     grouper_ : ItemGrouper or None
@@ -188,22 +208,35 @@ class SparseWideDAE(_WideDAE):
     ml-latest-small (1 update per epoch at batch 500) it scores 0.370 instead of 0.362, on
     lastfm-2k 0.405 instead of 0.380.
     Early stopping on held-out users is on ("auto") because the best epoch varies from 29 to
-    300 across these sets; the ``epochs="auto"`` cap is then rarely reached. K=2000 (0.3625),
-    hidden dropout 0.5 (0.367) and input dropout 0.5 (0.362) did not beat the paper's K=1000,
-    0.2 and 0.6 on ml-latest-small (488 training users). On ml-1m (4,832) K=2000 won on the
-    validation users of all 5 splits (0.4785 vs 0.4724; test users 0.4799 vs 0.4761, EASE
-    0.4824) but its default fit took 74 s instead of 48 s, so K stays 1000: pass K=2000 for
-    larger data. The test-user results of the defaults beside EASE and
-    Mult-DAE are in ``benchmarks/results/defaults.md``.
+    300 across these sets; the ``epochs="auto"`` cap is then rarely reached.
 
-    *Learning-rate decay* (``n_lr_decays=1``, opt-in, not in the paper). At learning rate 1e-2 the
-    validation score plateaus early; continuing from the best epoch at 1e-3 for
-    ``n_iter_no_change`` more epochs gained, on the validation users of split 0, 0.0054 NDCG@100
-    on ml-1m (0.4722 to 0.4776, patience 10), 0.0014 on lastfm-2k, 0.0008 on ml-latest-small
-    and nothing on ml-100k; a second decay (to 1e-4) gained nothing on ml-1m. With K=2000 on
-    ml-1m the decay gave 0.4809 (patience 20) and 0.4816 (patience 10) instead of 0.4749. On
-    the test users of 5 splits it added 0.0039 ± 0.0013 on ml-1m, but the default ml-1m fit
-    then took 93 s instead of 48 s on 2 cores, so it is off by default.
+    *Width, decay and patience* (0.1). The paper found Sw-dae better the wider it is (§5.3,
+    Figure 5) and searched K in multiples of 1000 (§4.3). At K=1000, patience 20 and no
+    decay, the default fit scored below ``EASE()`` on the test users of 5 ml-1m splits
+    (0.4761 vs 0.4824). On the validation users of ml-1m split 0, K=2000 (R=200) gave
+    0.4768 instead of 0.4722, and with one learning-rate decay and a patience of 10 epochs
+    0.4811; input dropout 0.5, hidden dropout 0 or 0.5, R=200 at K=1000 and a learning rate
+    of 2e-2 gave 0.469-0.474. So the defaults are now ``K="auto"`` (``min(2000, 2 n_items /
+    3)``), ``n_lr_decays=1`` and ``n_iter_no_change="auto"``: 10 epochs on ml-1m, but
+    ``ceil(200 / updates per epoch)`` where an epoch has fewer than 20 updates: on small
+    data the validation score can stay flat for dozens of updates before it rises (~75 on
+    a 600-user synthetic set), and on ml-latest-small (4 updates per epoch) a patience of 10
+    epochs gave validation NDCG@100 0.335 over 5 splits, "auto" (50 epochs) 0.346. On the
+    test users of the same 5 splits (mean, and paired differences ± s.e.):
+
+    ===============  ========  ================  ================  ==================
+    data             default   minus ``EASE()``  minus Mult-DAE    minus 0.1 defaults
+    ===============  ========  ================  ================  ==================
+    ml-1m            0.4845    +0.0021 ± 0.0008  +0.0195 ± 0.0013  +0.0084 ± 0.0009
+    ml-latest-small  0.3404    -0.0063 ± 0.0051  +0.0133 ± 0.0031  -0.0024 ± 0.0046
+    lastfm-2k        0.3945    +0.0101 ± 0.0025  +0.0253 ± 0.0033  +0.0020 ± 0.0024
+    ml-100k          0.4463    -0.0018 ± 0.0021  -0.0096 ± 0.0036  +0.0022 ± 0.0032
+    ===============  ========  ================  ================  ==================
+
+    ("0.1 defaults": K=1000, patience 20, no decay.) A default fit on the ml-1m training
+    users took 60 s on 2 cores (47 epochs; ``MultDAE()`` 57 s, ``EASE()`` 11 s in the same
+    run), and about 6 minutes on lastfm-2k (1 thread, shared cores). Pass ``K=1000,
+    n_lr_decays=0, n_iter_no_change=20`` for the earlier defaults.
 
     *Likelihood.* The paper's wording is ambiguous: Eq. 4-5 define a sigmoid decoder and its
     log-likelihood (Bernoulli per item, "logistic"), while §4 ranks "the output at the
@@ -225,16 +258,22 @@ class SparseWideDAE(_WideDAE):
     _parameter_constraints: dict[str, list[Any]] = {
         **RESUME_CONSTRAINTS,
         **_WIDE_CONSTRAINTS,
+        "K": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "R": [Interval(Integral, 1, None, closed="left"), None],
         "F": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "method": [StrOptions({"laplacian", "svd"})],
         "stacked_sizes": [tuple, list],
         "n_lr_decays": [Interval(Integral, 0, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
     }
 
     def __init__(
         self,
-        K: int = 1000,
+        K: int | str = "auto",
         *,
         R: int | None = None,
         F: int | str = "auto",
@@ -250,8 +289,8 @@ class SparseWideDAE(_WideDAE):
         learning_rate: float = 1e-2,
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
-        n_iter_no_change: int | None = 20,
-        n_lr_decays: int = 0,
+        n_iter_no_change: int | str | None = "auto",
+        n_lr_decays: int = 1,
         warm_start: bool = False,
         checkpoint: str | None = None,
         device: str = "auto",
@@ -291,7 +330,7 @@ class SparseWideDAE(_WideDAE):
     def _check_params_vs_input(self, X: sp.csr_array, **given: Any) -> None:
         membership = given.get("membership")
         if membership is None:
-            if self.K > X.shape[1]:
+            if self.K != "auto" and self.K > X.shape[1]:
                 raise ValueError(
                     f"SparseWideDAE: X has {X.shape[1]} feature(s) (items) but K={self.K} "
                     "groups; k-means cannot place more centroids than items, so use "
@@ -341,6 +380,7 @@ class SparseWideDAE(_WideDAE):
             self.grouper_ = fit_on_all_rows(grouper, X_train)  # data-parallel: on all ranks' rows
             membership = self.grouper_.membership_
         self.membership_ = membership
+        self.K_ = membership.shape[1]
         self.stacked_memberships_: list[sp.csr_array] = []
         first = super()._phases(X_train, config)[0]
         if not self.stacked_sizes:
