@@ -233,7 +233,9 @@ class SparseWideDAE(_WideDAE):
     ml-100k          0.4463    -0.0018 ± 0.0021  -0.0096 ± 0.0036  +0.0022 ± 0.0032
     ===============  ========  ================  ================  ==================
 
-    ("0.1 defaults": K=1000, patience 20, no decay.) A default fit on the ml-1m training
+    ("0.1 defaults": K=1000, patience 20, no decay.) On ml-100k (1,682 items, so
+    ``K_`` = 1121) K=1000 with the same schedule was level on test users (+0.0010 ±
+    0.0038) and 0.0045 ahead on validation users. A default fit on the ml-1m training
     users took 60 s on 2 cores (47 epochs; ``MultDAE()`` 57 s, ``EASE()`` 11 s in the same
     run), and about 6 minutes on lastfm-2k (1 thread, shared cores). Pass ``K=1000,
     n_lr_decays=0, n_iter_no_change=20`` for the earlier defaults.
