@@ -50,9 +50,10 @@ def auto_K(n_items: int) -> int:
     """The number of groups of ``K="auto"``: ``min(2000, 2 * n_items // 3)``, at least 1.
 
     Khawar et al. (WWW 2020, §4.3, §5.3 and Figure 5) searched K in multiples of 1000 and
-    found Sw-dae better the wider it was. 2000 won over 1000 on the validation users of
-    ml-1m, ml-latest-small and lastfm-2k (``benchmarks/results/defaults.md``); the cap
-    keeps a default fit on ml-1m under a minute on 2 cores. Two thirds of the items leaves
+    found Sw-dae better the wider it was. 2000 beat 1000 on the validation users of all 5
+    ml-1m splits and tied on lastfm-2k; on ml-latest-small (488 training users) it lost on
+    split 0, 0.364 vs 0.370 (``benchmarks/results/defaults.md``). The cap keeps a default
+    fit on ml-1m at about a minute on 2 cores. Two thirds of the items leaves
     1.5 items per k-means cluster on small catalogues, where K cannot exceed the items
     (ml-100k's 1,682 items: K = 1121).
     """
