@@ -233,7 +233,9 @@ class SparseWideDAE(_WideDAE):
     ml-100k          0.4463    -0.0018 ± 0.0021  -0.0096 ± 0.0036  +0.0022 ± 0.0032
     ===============  ========  ================  ================  ==================
 
-    ("0.1 defaults": K=1000, patience 20, no decay.) On ml-100k (1,682 items, so
+    ("0.1 defaults": K=1000, patience 20, no decay.) On the sparse synthetic set (5,000
+    users x 17,000 items, 0.2% dense, one split) the default scored 0.3040, Mult-DAE
+    0.2801 and the 0.1 defaults 0.2905. On ml-100k (1,682 items, so
     ``K_`` = 1121) K=1000 with the same schedule was level on test users (+0.0010 ±
     0.0038) and 0.0045 ahead on validation users. A default fit on the ml-1m training
     users took 60 s on 2 cores (47 epochs; ``MultDAE()`` 57 s, ``EASE()`` 11 s in the same
