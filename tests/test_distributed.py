@@ -102,6 +102,12 @@ def _worker(out: Path) -> None:
     with open(out / f"rank{rank}.pkl", "wb") as f:
         pickle.dump({"fitted": fitted, "errors": errors}, f)
     dist.destroy_process_group()
+    # Skip interpreter finalization: there gloo's worker threads can still release tensors
+    # and abort the process ("terminate called without an active exception", SIGABRT) after
+    # all the work is done and written (a torch teardown race, pytorch/pytorch PR 179291).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _torch_distributed_missing() -> str | None:
