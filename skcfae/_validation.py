@@ -168,8 +168,16 @@ def check_interactions(
         _check_dtype_kind(X.dtype.kind, X.dtype, caller)
         _check_structure(X, caller, name)
         with np.errstate(over="ignore"):  # beyond float32's range is inf: refused below
-            if implicit:  # cast first: duplicates are summed in dtype (int8, bool would wrap)
-                X = sp.csr_array(X.astype(dtype))
+            if implicit and X.format in ("csr", "csc") and X.has_canonical_format:
+                X = sp.csr_array(X.astype(dtype))  # no duplicates to sum
+            elif implicit:  # each value read in dtype first (int8, bool would wrap), the
+                # duplicates summed in float64, then rounded once: summed in float32,
+                # 2**31 - 1 + 1 - 2**31 was 0 or 1 by the order of the entries
+                C = sp.coo_array(X)
+                values = C.data.astype(dtype).astype(np.float64)
+                X = sp.csr_array(sp.coo_array((values, C.coords), shape=C.shape))
+                X.sum_duplicates()
+                X = X.astype(dtype)
             else:
                 X = _explicit_csr(X, dtype, caller, name)
     else:
