@@ -239,8 +239,9 @@ class SparseWideDAE(_WideDAE):
     ``K_`` = 1121) K=1000 with the same schedule was level on test users (+0.0010 ±
     0.0038) and 0.0045 ahead on validation users. A default fit on the ml-1m training
     users took 50 s on 2 cores (47 epochs; ``MultDAE()`` 46 s, ``EASE()`` 9 s in the same
-    run; 60 s when the machine was slower and ``EASE()`` took 11 s), and about 6 minutes on lastfm-2k (1 thread, shared cores). Pass ``K=1000,
-    n_lr_decays=0, n_iter_no_change=20`` for the earlier defaults.
+    run; 60 s when the machine was slower and ``EASE()`` took 11 s), and about 6 minutes
+    on lastfm-2k (1 thread, shared cores). Pass ``K=1000, n_lr_decays=0,
+    n_iter_no_change=20`` for the earlier defaults.
 
     *Likelihood.* The paper's wording is ambiguous: Eq. 4-5 define a sigmoid decoder and its
     log-likelihood (Bernoulli per item, "logistic"), while §4 ranks "the output at the
