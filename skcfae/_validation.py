@@ -205,9 +205,6 @@ def check_interactions(
             f"{caller} got an empty matrix: 0 {what}(s) (shape={X.shape}) while a minimum of 1 "
             "is required; it needs at least one user and one item."
         )
-    if implicit:
-        X.sum_duplicates()
-        X.sort_indices()
     if not np.all(np.isfinite(X.data)):
         raise ValueError(
             f"{caller} got NaN or infinite values in {name} (or values beyond float32's range, "
