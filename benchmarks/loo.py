@@ -134,6 +134,11 @@ def k_value(param: str, K: int):
     return (K,) if param == "hidden_layer_sizes" else K
 
 
+def k_of(param: str, value) -> int:
+    """The K of a ``param`` value: the inverse of :func:`k_value`."""
+    return int(value[0] if param == "hidden_layer_sizes" else value)
+
+
 def load(test_item: str):
     fm = load_lastfm(path=SHARED / "lastfm-2k", return_tag_dates=True)
     X = fm.data.copy()
@@ -207,17 +212,16 @@ def tune(name: str, seed: int, grid, train, valid, max_epochs):
     res = search.cv_results_
     per_candidate = {}
     for i, params in enumerate(res["params"]):
-        K = params[param][0] if param == "hidden_layer_sizes" else params[param]
         extra = {k: v for k, v in params.items() if k != param}
-        key = str(K) + "".join(f" {k}={v:g}" for k, v in sorted(extra.items()))
+        key = str(k_of(param, params[param]))
+        key += "".join(f" {k}={v:g}" for k, v in sorted(extra.items()))
         per_candidate[key] = {
             f"hr@{TUNE_K}": float(res["mean_test_hr"][i]),
             f"ndcg@{TUNE_K}": float(res["mean_test_ndcg"][i]),
             "fit_s": float(res["mean_fit_time"][i]),
         }
     best = res["params"][int(np.argmax(res["mean_test_ndcg"]))]
-    K = best[param][0] if param == "hidden_layer_sizes" else best[param]
-    return int(K), {k: v for k, v in best.items() if k != param}, per_candidate
+    return k_of(param, best[param]), {k: v for k, v in best.items() if k != param}, per_candidate
 
 
 def refit(name: str, seed: int, K, X_fit, test, max_epochs, extra=None) -> dict:
