@@ -506,8 +506,7 @@ class CDAE(NeuralRecommender):
         """``epochs="auto"``: Liang et al.'s 200 epochs, or enough for ``_auto_steps``
         updates on small data."""
         if self.epochs == "auto":
-            steps_per_epoch = -(-n_rows // self.batch_size)
-            return max(200, -(-self._auto_steps // steps_per_epoch))
+            return max(200, -(-self._auto_steps // self._steps_per_epoch(n_rows)))
         return int(self.epochs)
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:

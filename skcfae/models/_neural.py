@@ -177,18 +177,20 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         rows = user_rows(X_train, config.device)
         return [Phase("train", module, rows, self._loss, hooks=self._epoch_hooks(X_train))]
 
+    def _steps_per_epoch(self, n_rows: int) -> int:
+        """Optimiser updates in an epoch over ``n_rows`` training rows."""
+        return -(-n_rows // self.batch_size)
+
     def _n_epochs(self, n_rows: int) -> int:
         """``epochs``, with "auto" resolved for ``n_rows`` training rows."""
         if self.epochs == "auto":
-            steps_per_epoch = -(-n_rows // self.batch_size)
-            return max(100, -(-self._auto_steps // steps_per_epoch))
+            return max(100, -(-self._auto_steps // self._steps_per_epoch(n_rows)))
         return int(self.epochs)
 
     def _patience(self, n_rows: int) -> int | None:
         """``n_iter_no_change``, with "auto" resolved for ``n_rows`` training rows."""
         if self.n_iter_no_change == "auto":
-            steps_per_epoch = -(-n_rows // self.batch_size)
-            return max(10, -(-self._auto_patience_steps // steps_per_epoch))
+            return max(10, -(-self._auto_patience_steps // self._steps_per_epoch(n_rows)))
         return self.n_iter_no_change
 
     def _train_config(self, X_train: sp.csr_array, seed: int) -> TrainConfig:
