@@ -373,3 +373,20 @@ def test_grouping_parameters_unused_after_a_grouper_warn(grouped):
     SparseWideDAE(F=4, stacked_sizes=(4,), **{**FAST, "epochs": 1}).fit(train)
     with pytest.warns(UnusedParameterWarning, match="F=4"):
         SparseWideDAE(F=4, **{**FAST, "epochs": 1}).fit(train)
+
+
+def test_auto_patience_is_at_least_200_updates_and_10_epochs():
+    """n_iter_no_change="auto" (the default): max(10, ceil(200 / updates per epoch))."""
+    model = SparseWideDAE(batch_size=128)
+    assert model.n_iter_no_change == "auto"
+    assert model._patience(4349) == 10  # ml-1m's training users: 34 updates per epoch
+    assert model._patience(440) == 50  # ml-latest-small's: 4
+    assert model._patience(1) == 200
+    assert SparseWideDAE(n_iter_no_change=7)._patience(440) == 7
+    assert SparseWideDAE(n_iter_no_change=None)._patience(440) is None
+
+
+def test_bad_patience_is_refused():
+    X = make_interactions(60, 30, random_state=0)
+    with pytest.raises(ValueError, match="n_iter_no_change"):
+        SparseWideDAE(K=5, n_iter_no_change="fast", device="cpu").fit(X)
