@@ -7,6 +7,7 @@ synthetic set (``make_interactions``: 5,000 users x 17,000 items, 0.2% dense). C
 
     python benchmarks/defaults.py study --data lastfm-2k          # candidates, split 0
     python benchmarks/defaults.py proof --data ml-1m --split-ids 0 1 2 3 4
+    python benchmarks/defaults.py proof --data ml-latest-small --models 'Sw-dae{"l2_reg":0.001}'
     python benchmarks/defaults.py time --data ml-1m --threads 2   # default fit times, alone
     python benchmarks/defaults.py tables                          # the Markdown tables
 
