@@ -64,11 +64,9 @@ def split_of(data: str, i: int):
     )
 
 
-def swdae(params: dict, K: int | None = None) -> Pipeline:
+def swdae(params: dict) -> Pipeline:
     """ItemGrouper (spectral embedding cached across candidates) + SparseWideDAE."""
     grouper_params = {k: params.pop(k) for k in ("K", "R", "F") if k in params}
-    if K is not None:
-        grouper_params.setdefault("K", K)
     grouper = ItemGrouper(**grouper_params, random_state=0, memory=str(CACHE))
     return Pipeline([("group", grouper), ("dae", SparseWideDAE(**{"random_state": 0, **params}))])
 
