@@ -222,7 +222,7 @@ def test_default_F_is_K_up_to_50(K, n_items, F):
 @pytest.mark.parametrize(
     ("n_items", "K"), [(1, 1), (2, 1), (3, 2), (10, 6), (1682, 1121), (3000, 2000), (20108, 2000)]
 )
-def test_auto_K_is_half_the_items_at_most_2000(n_items, K):
+def test_auto_K_is_two_thirds_of_the_items_at_most_2000(n_items, K):
     """K="auto" (the default) = min(2000, 2 n_items // 3), at least 1; R and F follow it."""
     from skcfae.grouping import auto_K
 
