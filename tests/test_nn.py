@@ -88,6 +88,17 @@ def test_sparse_target_losses_match_dense_value_and_gradient(loss, item_major):
     torch.testing.assert_close(z.grad, z_ref.grad)
 
 
+def test_multinomial_nll_backward_reuses_its_buffer_and_refuses_a_second_pass():
+    # the gradient is written over the saved log-probabilities: a second backward through
+    # the same graph must fail, not return a wrong gradient
+    batch = SparseRows(_random_csr(), torch.device("cpu")).batch(torch.arange(30))
+    z = torch.randn(30, 12, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    value = multinomial_nll(z, batch)
+    value.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        value.backward()
+
+
 def test_gaussian_kl_zero_at_prior():
     assert float(gaussian_kl(torch.zeros(3, 2), torch.zeros(3, 2))) == 0.0
     assert float(gaussian_kl(torch.ones(3, 2), torch.zeros(3, 2))) == pytest.approx(1.0)

@@ -29,6 +29,9 @@ of each batch, :class:`~skcfae.nn._distributed.RowShard` in ``TrainState.shard``
 gradients summed over the ranks before every ``optimizer.step`` (:func:`apply_update`), the
 epoch loss summed and the validation score taken from rank 0; see
 :mod:`skcfae.nn._distributed`. In one process nothing changes.
+
+On the CPU the loop runs inside :func:`~skcfae.nn._allocator.reuse_freed_memory` (glibc
+keeps the large per-step buffers for reuse instead of mapping fresh pages every step).
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from tqdm.auto import tqdm
 
 from .._progress import progress_line
 from . import _distributed
+from ._allocator import reuse_freed_memory
 from ._distributed import RowShard
 from ._rows import Batch, RowSource
 
@@ -365,7 +369,8 @@ def fit_loop(
     and, when ``config.n_iter_no_change`` is set, training stops after that many epochs
     without improvement.
     """
-    history, best_epoch, _ = _fit_loop(phase, config, validation)
+    with reuse_freed_memory(config.device.type == "cpu"):
+        history, best_epoch, _ = _fit_loop(phase, config, validation)
     return history, best_epoch
 
 
@@ -666,15 +671,16 @@ def train(plan: Plan) -> TrainResult:
         offset = len(history)
         # one bar per phase, named by the phase
         desc = phase.desc or (f"{plan.config.desc} {phase.name}" if several else None)
-        records, best, final = _fit_loop(
-            phase,
-            plan.config,
-            validation,
-            plan.resume,
-            plan.on_epoch,
-            desc=desc,
-            offset=offset if several else 0,
-        )
+        with reuse_freed_memory(plan.config.device.type == "cpu"):
+            records, best, final = _fit_loop(
+                phase,
+                plan.config,
+                validation,
+                plan.resume,
+                plan.on_epoch,
+                desc=desc,
+                offset=offset if several else 0,
+            )
         if several:
             for record in records:
                 record["phase"] = phase.name

@@ -18,7 +18,10 @@ class _MultinomialNLL(torch.autograd.Function):
     Forward keeps ``log softmax`` (one fused pass); backward is
     ``(softmax(z_u) · Σ_i x_ui - x_u) / b``: one exp, one in-place scaling and a sparse
     subtraction, instead of autograd's chain through logsumexp (several full passes over the
-    batch x items logits: the bottleneck after the GEMMs).
+    batch x items logits: the bottleneck after the GEMMs). The gradient is written over the
+    saved log-probabilities: on CPU a fresh batch x items buffer costs as much as the exp
+    (page faults), and a second backward through the same graph fails loudly (autograd's
+    version check on the saved tensor).
     """
 
     @staticmethod
@@ -38,7 +41,7 @@ class _MultinomialNLL(torch.autograd.Function):
         b = logp.shape[0]
         totals = torch.zeros(b, dtype=logp.dtype, device=logp.device).index_add_(0, row_of, vals)
         scale = grad / b
-        out = torch.exp(logp).mul_((totals * scale)[:, None])
+        out = logp.exp_().mul_((totals * scale)[:, None])
         out.index_put_((row_of, cols), -vals * scale, accumulate=True)
         return out, None, None, None
 
