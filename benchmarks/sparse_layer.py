@@ -1,24 +1,29 @@
 """Speed of Sw-dae's sparse layer: kernel designs, and an epoch against the FC network.
 
-1. Kernels: the decoder product ``Y = H Wᵀ`` and its two backward products for a batch of 500
-   users, W of shape (n_items, K) with R connections per item, in three designs:
+1. Kernels: the decoder product ``Y = H Wᵀ`` and its two backward products for a batch of
+   the model's default size (128 users), W of shape (n_items, K) with R connections per item,
+   in four designs:
 
-   - ``embedding_bag`` (kept; the model's own kernels from ``skcfae.nn._sparse``): forward is
-     an embedding bag over each item's neurons, the hidden gradient an embedding bag over each
-     neuron's items (CSC order, in slices of users), the weight gradient an SDDMM
-     (``torch.sparse.sampled_addmm``);
+   - ``compiled`` (the model's kernels on CPU where a C compiler is found,
+     ``skcfae/nn/_kernels.c``): the forward an item-major sweep in tiles of 32 users, both
+     gradients in one sweep over the connections (its time is split in half between the two
+     backward columns);
+   - ``embedding_bag`` (the model's torch kernels, used on GPUs and where nothing compiles):
+     forward is an embedding bag over each item's neurons, the hidden gradient an embedding
+     bag over each neuron's items (CSC order, in slices of users), the weight gradient an
+     SDDMM (``torch.sparse.sampled_addmm``);
    - ``csr``: torch CSR ``sparse.mm`` (MKL on CPU) for the forward and for the transposed
      product of the backward pass, the same SDDMM;
    - ``gather``: ``(H[:, idx] * w).sum(-1)`` over item chunks (forward only).
 
    Each is timed against the three dense GEMMs of an FC layer of the same width, measured in
    the same run; GFLOP/s count the useful multiply-adds (2·b·n_items·R per product).
-2. Epoch: ``SparseWideDAE`` vs ``FCDAE`` of the same width K on ML-20M-shaped synthetic data,
-   the fastest of three epochs over ``--users`` users through the real training engine
-   (R/K = 10%).
+2. Epoch: ``SparseWideDAE`` (compiled kernels, then torch kernels) vs ``FCDAE`` of the same
+   width K on ML-20M-shaped synthetic data, the fastest of three epochs over ``--users``
+   users through the real training engine (R/K = 10%, the models' defaults otherwise).
 
-    python benchmarks/sparse_layer.py                     # ML-20M shape, K=1000, 10k users
-    python benchmarks/sparse_layer.py --K 2000 --users 5000
+    python benchmarks/sparse_layer.py                 # ML-20M shape, K=1000 and 2000, 10k users
+    python benchmarks/sparse_layer.py --K 1000 --users 5000
 
 Results go to benchmarks/results/sparse_layer.{json,md}.
 """
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 import warnings
@@ -38,6 +44,7 @@ import torch
 
 from skcfae.datasets import make_interactions
 from skcfae.models import FCDAE, SparseWideDAE
+from skcfae.nn import _native
 from skcfae.nn._sparse import _item_major, _neuron_major, _Pattern, _sampled_product
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,6 +64,11 @@ def timed(fn, reps: int = 5) -> float:
     return best
 
 
+def torch_kernels(enabled: bool = True) -> None:
+    """Make the model's layers use their torch kernels (True) or the compiled ones."""
+    os.environ["SKCFAE_NATIVE"] = "0" if enabled else "1"
+
+
 def random_pattern(n_items: int, K: int, R: int, seed: int = 0) -> sp.csr_array:
     g = torch.Generator().manual_seed(seed)
     cols = torch.argsort(torch.rand(n_items, K, generator=g), dim=1)[:, :R].sort(dim=1).values
@@ -66,7 +78,7 @@ def random_pattern(n_items: int, K: int, R: int, seed: int = 0) -> sp.csr_array:
     )
 
 
-def kernels(n_items: int, K: int, R: int, b: int = 500) -> dict:
+def kernels(n_items: int, K: int, R: int, b: int = SparseWideDAE().batch_size) -> dict:
     g = torch.Generator().manual_seed(0)
     pattern = random_pattern(n_items, K, R)
     indptr = torch.from_numpy(pattern.indptr.astype(np.int64))
@@ -83,8 +95,9 @@ def kernels(n_items: int, K: int, R: int, b: int = 500) -> dict:
     p = _Pattern(pattern)  # the model's own kernels (skcfae.nn._sparse)
     flops = 2.0 * b * n_items * R
 
-    out: dict = {"dense_gemms_s": timed(lambda: (H @ Wd.T, G @ Wd, G.T @ H))}
+    out: dict = {"batch": b, "dense_gemms_s": timed(lambda: (H @ Wd.T, G @ Wd, G.T @ H))}
     out["dense_gflops"] = 3 * 2.0 * b * n_items * K / out["dense_gemms_s"] / 1e9
+    torch_kernels(True)
     sddmm = timed(lambda: _sampled_product(p, G, H))
     designs = {
         "embedding_bag": (
@@ -106,6 +119,10 @@ def kernels(n_items: int, K: int, R: int, b: int = 500) -> dict:
             (H[:, idx[s : s + 1024]] * w[s : s + 1024]).sum(-1)
 
     designs["gather"] = (timed(gather, reps=1), float("nan"), float("nan"))
+    torch_kernels(False)
+    if _native.library() is not None:  # forward, then both gradients in one sweep
+        both = timed(lambda: _native.neuron_side(p, vals, G, H, accumulate=True))
+        designs["compiled"] = (timed(lambda: _native.item_major(p, vals, H)), both / 2, both / 2)
     for name, (fwd, bwd_h, bwd_w) in designs.items():
         total = fwd + bwd_h + bwd_w
         out[name] = {
@@ -157,11 +174,19 @@ def epoch(X: sp.csr_array, K: int, R: int, grouper: str) -> dict:
     Xg = Carrying(X)
     Xg.membership = membership
     common = dict(epochs=3, random_state=0, device="cpu")
+    torch_kernels(True)
+    sw_torch = SparseWideDAE(**common).fit(Xg)
+    torch_kernels(False)
     sw = SparseWideDAE(**common).fit(Xg)
     fc = FCDAE(K=K, **common).fit(X)
     sw_s = min(h["dur"] for h in sw.history_)  # fastest of 3 epochs (shared VM)
+    sw_torch_s = min(h["dur"] for h in sw_torch.history_)
     fc_s = min(h["dur"] for h in fc.history_)
     return {
+        "kernels": "compiled" if _native.library() is not None else "torch",
+        "batch_size": sw.batch_size,
+        "swdae_torch_kernels_epoch_s": sw_torch_s,
+        "ratio_torch_kernels": sw_torch_s / fc_s,
         "users": X.shape[0],
         "items": n_items,
         "K": K,
@@ -181,36 +206,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20108)
     parser.add_argument("--users", type=int, default=10000)
-    parser.add_argument("--K", type=int, default=1000)
+    parser.add_argument("--K", type=int, nargs="+", default=[1000, 2000])
     parser.add_argument("--grouper", choices=["random", "itemgrouper"], default="itemgrouper")
     args = parser.parse_args()
-    R = max(1, round(0.1 * args.K))
-    result = {
-        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
-        "kernels": kernels(args.items, args.K, R),
-    }
-    print(json.dumps(result["kernels"], indent=1), flush=True)
     X = make_interactions(136_677, args.items, n_groups=200, density=0.0036, random_state=0)[
         : args.users
     ]
-    result["epoch"] = epoch(sp.csr_array(X), args.K, R, args.grouper)
-    print(json.dumps(result["epoch"], indent=1), flush=True)
+    result: dict = {
+        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        "runs": [],
+    }
+    for K in args.K:
+        R = max(1, round(0.1 * K))
+        run = {"K": K, "R": R, "kernels": kernels(args.items, K, R)}
+        print(json.dumps(run["kernels"], indent=1), flush=True)
+        run["epoch"] = epoch(sp.csr_array(X), K, R, args.grouper)
+        print(json.dumps(run["epoch"], indent=1), flush=True)
+        result["runs"].append(run)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sparse_layer.json").write_text(json.dumps(result, indent=2) + "\n")
-    k, e = result["kernels"], result["epoch"]
+    lines = ["# Sw-dae sparse layer speed", "", f"{result['machine']}.", ""]
+    for run in result["runs"]:
+        lines += report(run, args.items)
+    (RESULTS / "sparse_layer.md").write_text("\n".join(lines))
+
+
+def report(run: dict, n_items: int) -> list[str]:
+    k, e, R = run["kernels"], run["epoch"], run["R"]
     lines = [
-        "# Sw-dae sparse layer speed",
+        f"## K={run['K']}, R={R}",
         "",
-        f"{result['machine']}. Decoder of {args.items} items, K={args.K}, R={R} (10%), "
-        "batch 500. Dense = the three GEMMs of the FC layer of the same width, "
+        f"Decoder of {n_items} items, K={run['K']}, R={R} (10%), "
+        f"batch {k['batch']} (the model's default). Dense = the three GEMMs of the FC layer "
+        "of the same width, "
         f"{k['dense_gemms_s']:.3f} s ({k['dense_gflops']:.1f} GFLOP/s).",
         "",
         "| design | forward s | backward (hidden) s | backward (weights) s | total s | "
         "GFLOP/s fwd / bwd-h / bwd-w | total / dense |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in ("embedding_bag", "csr", "gather"):
+    for name in ("embedding_bag", "csr", "gather", "compiled"):
+        if name not in k:
+            continue
         d = k[name]
         gf = d["gflops"]
         lines.append(
@@ -224,17 +262,20 @@ def main() -> None:
         f"Epoch over {e['users']} users x {e['items']} items (ML-20M-shaped synthetic), "
         f"K={e['K']}, R={e['R']}, groups from {e['grouping']}: Sw-dae {e['swdae_epoch_s']:.2f} s, "
         f"Fc-dae {e['fcdae_epoch_s']:.2f} s, ratio **{e['ratio']:.3f}** (goal <= 0.3; FLOP "
-        f"ratio 0.1). Parameters: {e['swdae_parameters']:,} vs {e['fcdae_parameters']:,}.",
+        f"ratio 0.1) with the {e['kernels']} kernels; with the torch kernels Sw-dae takes "
+        f"{e['swdae_torch_kernels_epoch_s']:.2f} s, ratio {e['ratio_torch_kernels']:.3f}. "
+        f"Batches of {e['batch_size']} users, the fastest of 3 epochs. "
+        f"Parameters: {e['swdae_parameters']:,} vs {e['fcdae_parameters']:,}.",
         "",
         "Block-sparse (items sorted by group, dense tiles over each block's neurons), judged "
         "by its multiply-adds before writing a kernel: tiles hold "
         + ", ".join(f"{v:.1f}x ({k} items)" for k, v in e["block_fill"].items())
-        + f" the useful ones, i.e. {min(e['block_fill'].values()) * R / args.K:.2f}x or more "
-        "of the dense layer's work, before the gathers; it cannot beat the embedding-bag "
-        "kernels, so it was not built.",
+        + f" the useful ones, i.e. {min(e['block_fill'].values()) * R / run['K']:.2f}x or more "
+        "of the dense layer's work, before the gathers; it cannot beat the sweeps over the "
+        "connections, so it was not built.",
         "",
     ]
-    (RESULTS / "sparse_layer.md").write_text("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

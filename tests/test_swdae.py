@@ -10,7 +10,7 @@ from sklearn.base import clone
 
 from skcfae.datasets import make_interactions
 from skcfae.models import FCDAE, SparseWideDAE, matching_width, weight_diagnostics
-from skcfae.nn import SparseRows
+from skcfae.nn import SparseRows, _native
 from skcfae.nn._sparse import SparseDecoder, SparseEncoder
 
 FAST = dict(epochs=40, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
@@ -38,13 +38,33 @@ def _uniform_pattern(n_items=13, n_hidden=7, R=3, seed=0):
     )
 
 
+@pytest.fixture(params=["torch", "compiled"])
+def kernels(request, monkeypatch):
+    """Run a test on the torch kernels and on the compiled ones, the latter split over three
+    threads however small the product (uneven item ranges, one accumulator each)."""
+    if request.param == "torch":
+        monkeypatch.setenv("SKCFAE_NATIVE", "0")
+        yield request.param
+        return
+    monkeypatch.delenv("SKCFAE_NATIVE", raising=False)
+    if _native.library() is None:
+        pytest.skip("no C compiler here: the compiled kernels are unavailable")
+    monkeypatch.setattr(_native, "_MIN_WORK", 1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    yield request.param
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("uniform", [False, True], ids=["irregular", "R-per-item"])
 @pytest.mark.parametrize("dense_input_above", [1.0, 0.0], ids=["scatter", "dense-input"])
-def test_sparse_encoder_equals_masked_dense(dense_input_above, uniform):
+@pytest.mark.parametrize("n_users", [4, 70])  # 70: two tiles of 32 users and a partial one
+def test_sparse_encoder_equals_masked_dense(dense_input_above, uniform, n_users, kernels):
     pattern = _uniform_pattern() if uniform else _pattern()
     assert not uniform or np.all(np.diff(pattern.indptr) == 3)
-    X = sp.csr_array(sp.random(6, 13, density=0.4, random_state=1, dtype=np.float32))
-    batch = SparseRows(X, torch.device("cpu")).batch(torch.tensor([3, 0, 5, 1]))
+    X = sp.csr_array(sp.random(80, 13, density=0.4, random_state=1, dtype=np.float32))
+    rows = torch.randperm(80, generator=torch.Generator().manual_seed(0))[:n_users]
+    batch = SparseRows(X, torch.device("cpu")).batch(rows)
     layer = SparseEncoder(
         pattern, torch.Generator().manual_seed(0), dense_input_above=dense_input_above
     )
@@ -58,10 +78,11 @@ def test_sparse_encoder_equals_masked_dense(dense_input_above, uniform):
         torch.testing.assert_close(a, b)
 
 
-def test_sparse_encoder_on_dense_input_has_input_gradient():
+@pytest.mark.parametrize("n_users", [6, 64])  # 64: whole tiles only
+def test_sparse_encoder_on_dense_input_has_input_gradient(n_users, kernels):
     pattern = _pattern(seed=4)
     layer = SparseEncoder(pattern, torch.Generator().manual_seed(0))
-    x = torch.rand(6, 13, generator=torch.Generator().manual_seed(1), requires_grad=True)
+    x = torch.rand(n_users, 13, generator=torch.Generator().manual_seed(1), requires_grad=True)
     out = layer(x)
     ref = x @ _dense(layer, pattern) + layer.bias
     torch.testing.assert_close(out, ref)
@@ -72,8 +93,8 @@ def test_sparse_encoder_on_dense_input_has_input_gradient():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("n_users", [5, 300])  # 300: several user slices both ways
-def test_sparse_decoder_equals_masked_dense(n_users):
+@pytest.mark.parametrize("n_users", [5, 300])  # 300: several user slices and tiles
+def test_sparse_decoder_equals_masked_dense(n_users, kernels):
     pattern = _pattern(seed=3)
     layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
     H = torch.randn(n_users, 7, generator=torch.Generator().manual_seed(1), requires_grad=True)
@@ -87,10 +108,15 @@ def test_sparse_decoder_equals_masked_dense(n_users):
         torch.testing.assert_close(a, b)
 
 
-def test_sparse_gradients_accumulate_and_copies_leave_the_buffers_behind():
-    """The SDDMM writes into a cached buffer: two backward passes still add up (no aliasing),
-    and a deep copy or a pickle of a trained layer does not carry the cache."""
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_sparse_gradients_accumulate_and_copies_leave_the_buffers_behind(native, monkeypatch):
+    """The SDDMM writes into a cached buffer (torch kernels; the compiled ones cache their
+    thread ranges): two backward passes still add up (no aliasing), and a deep copy or a
+    pickle of a trained layer does not carry the cache."""
     import copy
+
+    monkeypatch.setenv("SKCFAE_NATIVE", native)
+    cache = "_ranges" if native == "1" and _native.library() is not None else "_sddmm"
 
     pattern = _pattern(seed=3)
     layer = SparseDecoder(pattern, torch.Generator().manual_seed(0))
@@ -99,9 +125,9 @@ def test_sparse_gradients_accumulate_and_copies_leave_the_buffers_behind():
     once = layer.values.grad.clone()
     layer(H).sum().backward()
     torch.testing.assert_close(layer.values.grad, 2 * once)
-    assert "_sddmm" in layer.pattern.__dict__
+    assert cache in layer.pattern.__dict__
     for other in (copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))):
-        assert "_sddmm" not in other.pattern.__dict__
+        assert cache not in other.pattern.__dict__
         other.zero_grad()
         other(H).sum().backward()
         torch.testing.assert_close(other.values.grad, once)

@@ -7,21 +7,29 @@ the connections; each layer learns one value per connection.
 - :class:`SparseEncoder` maps a sparse user batch to the hidden layer. Both the input and the
   weight are sparse, so the product is a scatter over (input entry, connection) pairs: cost
   ``nnz(batch) x connections per item``.
-- :class:`SparseDecoder` maps the dense hidden layer to one logit per item. Item-major, it is
-  an ``embedding_bag`` over each item's connections (forward); the gradient of the hidden
-  layer is an ``embedding_bag`` over each neuron's items (the transposed, CSC order); the
-  gradient of the connection values is a sampled dense-dense product (SDDMM,
-  ``torch.sparse.sampled_addmm``). All three run on CPU and CUDA.
+- :class:`SparseDecoder` maps the dense hidden layer to one logit per item: the item-major
+  product ``h Wᵀ`` (forward), the neuron-major ``g W`` (the gradient of the hidden layer) and
+  a sampled dense-dense product (SDDMM, the gradient of the connection values).
 
-Designs measured against each other in ``benchmarks/sparse_layer.py`` (results in
-``benchmarks/results/sparse_layer.md``): torch CSR ``sparse.mm`` (MKL on CPU; fast forward, but
-its transposed product for the backward pass runs at a third of the speed of the
-embedding-bag form) and a gather over the R neighbours of each item (a b x n_items x R
-intermediate, 50x slower). Block-sparse tiles after sorting items by group were judged by
-their work first: the learned groups overlap too loosely (a block of 16 items already spans
-3.8x more neurons per item than it connects to), so the tiles would do at least 0.38x the
-dense layer's multiply-adds. The embedding-bag form is kept on every device; its three
-products take 0.36x the time of the dense layer's GEMMs at R/K = 10% (ML-20M shape, CPU).
+Two sets of kernels compute them, with the same results up to float rounding:
+
+- on the CPU in float32, the compiled kernels of :mod:`skcfae.nn._native` (``_kernels.c``,
+  built on first use with the machine's C compiler): item-major sweeps over the connections
+  with the users in tiles of 32, the decoder's two gradients in one sweep;
+- elsewhere (GPUs, other dtypes, no compiler, ``SKCFAE_NATIVE=0``) torch's: embedding bags
+  for the item- and neuron-major products (the latter over each neuron's items, CSC order),
+  ``torch.sparse.sampled_addmm`` for the SDDMM, ``index_add`` for the sparse encoder.
+
+Measured against each other in ``benchmarks/sparse_layer.py`` (results in
+``benchmarks/results/sparse_layer.md``; ML-20M shape, K=1000, R=100, batch 128, 2 threads):
+the three decoder products take 0.17x the time of the dense layer's GEMMs compiled, 0.31x as
+embedding bags and SDDMM, 0.52x with torch CSR ``sparse.mm`` (MKL on CPU; its transposed
+product for the backward pass is slow); a whole epoch 0.26x the FC network's compiled, 0.40x
+with the torch kernels. A gather over the R neighbours of each item (a
+b x n_items x R intermediate) is 50x slower. Block-sparse tiles after sorting items by group
+were judged by their work first: the learned groups overlap too loosely (a block of 16 items
+already spans 3.8x more neurons per item than it connects to), so the tiles would do at least
+0.38x the dense layer's multiply-adds.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import _native
 from ._rows import Batch
 
 __all__ = ["SparseDecoder", "SparseEncoder", "pattern_init_bound"]
@@ -96,6 +105,7 @@ class _Pattern(nn.Module):
     def __getstate__(self) -> dict[str, Any]:  # copies and pickles leave the cache behind
         state = dict(super().__getstate__())
         state.pop("_sddmm", None)
+        state.pop("_ranges", None)
         return state
 
     def sddmm_buffers(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -149,14 +159,34 @@ def _bags(indices: Tensor, offsets: Tensor, weights: Tensor, x: Tensor) -> Tenso
 
 def _item_major(p: _Pattern, values: Tensor, h: Tensor) -> Tensor:
     """``h Wᵀ`` (b, n_items): row i of the transpose sums the rows of hᵀ of item i's neurons."""
+    if _native.available(h, values):
+        return _native.item_major(p, values.detach(), h.detach())
     return _bags(p.cols, p.item_offsets, values.detach(), h)
 
 
 def _neuron_major(p: _Pattern, values: Tensor, g: Tensor) -> Tensor:
     """``g W`` (b, n_hidden) for dense g (b, n_items): row k of the transpose sums the rows of
     gᵀ of neuron k's items (CSC order)."""
+    if _native.available(g, values):
+        acc, _ = _native.neuron_side(p, values.detach(), g.detach(), None, accumulate=True)
+        assert acc is not None
+        return acc
     weights = values.detach().index_select(0, p.perm)  # 3x faster than values[perm] (CPU)
     return _bags(p.csc_items, p.csc_offsets, weights, g)
+
+
+def _both_gradients(
+    p: _Pattern, values: Tensor, g: Tensor, h: Tensor, needs: tuple[bool, bool]
+) -> tuple[Tensor | None, Tensor | None]:
+    """``(g W, (gᵀ h) at the connections)`` for g (b, n_items), h (b, n_hidden), each when
+    asked for: the compiled kernels compute both in one sweep over the connections."""
+    if _native.available(g, h, values):
+        acc, dots = _native.neuron_side(
+            p, values.detach(), g.detach(), h.detach() if needs[1] else None, needs[0]
+        )
+        return acc, dots
+    grad_h = _neuron_major(p, values, g) if needs[0] else None
+    return grad_h, _sampled_product(p, g, h) if needs[1] else None
 
 
 def _sampled_product(p: _Pattern, a: Tensor, b: Tensor) -> Tensor:
@@ -185,9 +215,8 @@ class _DecoderProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         h, values = ctx.saved_tensors
-        p: _Pattern = ctx.pattern
-        grad_h = _neuron_major(p, values, grad) if ctx.needs_input_grad[0] else None
-        grad_values = _sampled_product(p, grad, h) if ctx.needs_input_grad[1] else None
+        needs = ctx.needs_input_grad
+        grad_h, grad_values = _both_gradients(ctx.pattern, values, grad, h, (needs[0], needs[1]))
         return grad_h, grad_values, None
 
 
@@ -205,8 +234,30 @@ class _EncoderProduct(torch.autograd.Function):
         x, values = ctx.saved_tensors
         p: _Pattern = ctx.pattern
         grad_x = _item_major(p, values, grad) if ctx.needs_input_grad[0] else None
-        grad_values = _sampled_product(p, x, grad) if ctx.needs_input_grad[1] else None
+        grad_values = None
+        if ctx.needs_input_grad[1]:
+            grad_values = _both_gradients(p, values, x, grad, (False, True))[1]
         return grad_x, grad_values, None
+
+
+class _SparseInputProduct(torch.autograd.Function):
+    """``h = x W`` for a sparse batch x (its rows' offsets, counts, cols, vals) through the
+    compiled kernels; the gradient flows to the connection values only (x is data)."""
+
+    @staticmethod
+    def forward(ctx: Any, values: Tensor, *batch_and_pattern: Any) -> Tensor:  # type: ignore[override]
+        *batch, p = batch_and_pattern
+        ctx.save_for_backward(*batch)
+        ctx.pattern = p
+        return _native.sparse_rows(p, values.detach(), *batch)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        offsets, counts, cols, vals = ctx.saved_tensors
+        grad_values = _native.sparse_rows_grad(
+            ctx.pattern, offsets, counts, cols, vals, grad.contiguous()
+        )
+        return grad_values, None, None, None, None, None
 
 
 class SparseEncoder(nn.Module):
@@ -260,6 +311,10 @@ class SparseEncoder(nn.Module):
 
     def _scatter(self, batch: Batch) -> Tensor:
         p = self.pattern
+        if _native.available(self.values, batch.vals) and not batch.vals.requires_grad:
+            parts = (batch.offsets, batch.counts, batch.cols, batch.vals)
+            contiguous = [t.contiguous() for t in parts]
+            return _SparseInputProduct.apply(self.values, *contiguous, p)
         if p.uniform:  # R connections per item (Sw-dae): gather whole rows, no index maths
             R = p.nnz // p.n_items
             cols = p.cols.view(p.n_items, R)[batch.cols]

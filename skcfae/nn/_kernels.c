@@ -1,0 +1,220 @@
+/* CPU kernels of skcfae's sparse layers (skcfae/nn/_sparse.py), compiled on first use by
+ * skcfae/nn/_native.py with the machine's C compiler and called through ctypes.
+ *
+ * A layer's connectivity is a CSR pattern (n_items x K: indptr, cols) with one float per
+ * connection (w). The batch's b users are processed in tiles of 32 (four 8-float vectors held
+ * in registers). Item-side operands are rows of b users, one per item; neuron-side operands
+ * (K rows) are stored tile after tile, (b_pad / 32, K, 32) with b_pad = b rounded up to 32,
+ * so that a tile's K x 32 floats lie together and stay in the core's cache while an item
+ * sweep reads them (rows of b floats instead, b a power of two, fall into a few cache sets
+ * and ran 1.3x slower than torch's kernels).
+ *
+ * Each kernel splits its items (or batch rows) into the n ranges cuts[0..n] given by the caller
+ * and runs them on n OpenMP threads. Linked against libgomp.so.1, the library shares the
+ * OpenMP runtime (and the threads) that torch's CPU build has already loaded: threads of a
+ * second pool would compete for the cores with torch's, which keep spinning after each of
+ * torch's parallel operations (measured: one of two threads ran 2x slower). The outputs of
+ * different ranges never overlap, except the neuron accumulator of skcfae_neuron_side, of
+ * which the caller gives each range its own.
+ *
+ * GCC/Clang vector extensions and OpenMP only: no intrinsics, no other libraries. */
+#include <stdint.h>
+#include <string.h>
+
+#define TILE 32
+
+typedef float v8 __attribute__((vector_size(32)));
+
+static inline v8 ld(const float *p) {
+    v8 x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline void st(float *p, v8 x) { memcpy(p, &x, sizeof x); }
+
+typedef float v4 __attribute__((vector_size(16)));
+
+static inline float hsum(v8 x) { /* a tree, so that it compiles to two vector additions */
+    v4 lo, hi;
+    memcpy(&lo, &x, sizeof lo);
+    memcpy(&hi, (const char *)&x + sizeof lo, sizeof hi);
+    v4 q = lo + hi;
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+int skcfae_kernels_version(void) { return 1; }
+
+/* dst[i, u] = sum over item i's connections c of w[c] * src[cols[c], u], for i in [lo, hi)
+ * and the b users u. src: K-side tiles (b_pad / 32, K, 32), zero-padded; dst: (n_items, ldd).
+ * The decoder's forward product and the encoder's input gradient. */
+static void item_major(int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ldd,
+                       const int64_t *indptr, const int64_t *cols, const float *w,
+                       const float *src, float *dst) {
+    int64_t full = b - b % TILE;
+    for (int64_t s = 0; s < full; s += TILE) {
+        const float *tile = src + s * K;
+        for (int64_t i = lo; i < hi; i++) {
+            v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+            for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) {
+                const float *x = tile + cols[c] * TILE;
+                float wc = w[c];
+                a0 += wc * ld(x);
+                a1 += wc * ld(x + 8);
+                a2 += wc * ld(x + 16);
+                a3 += wc * ld(x + 24);
+            }
+            float *y = dst + i * ldd + s;
+            st(y, a0);
+            st(y + 8, a1);
+            st(y + 16, a2);
+            st(y + 24, a3);
+        }
+    }
+    if (full == b) return;
+    const float *tile = src + full * K;
+    for (int64_t i = lo; i < hi; i++) {
+        float *y = dst + i * ldd + full;
+        for (int64_t u = 0; u < b - full; u++) y[u] = 0.0f;
+        for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) {
+            const float *x = tile + cols[c] * TILE;
+            float wc = w[c];
+            for (int64_t u = 0; u < b - full; u++) y[u] += wc * x[u];
+        }
+    }
+}
+
+/* For items i in [lo, hi) and each connection c = (i, k):
+ *   acc[k, :] += w[c] * items[i, :]          (when acc is not NULL)
+ *   dots[c]    = <items[i, :], dense[k, :]>   (when dots is not NULL)
+ * items: (n_items, ldi) rows of b users; dense and acc: K-side tiles (b_pad / 32, K, 32),
+ * dense zero-padded. With items = the logits' gradient and dense = the hidden layer this is
+ * the decoder's whole backward pass in one sweep (acc: the hidden gradient, dots: the
+ * connection gradient); with acc alone it is the encoder's forward product for a dense
+ * input, with dots alone the encoder's connection gradient. */
+static void neuron_side(int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ldi,
+                        const int64_t *indptr, const int64_t *cols, const float *w,
+                        const float *items, const float *dense, float *acc, float *dots) {
+    int64_t full = b - b % TILE;
+    for (int64_t s = 0; s < full; s += TILE) {
+        float *acc_tile = acc ? acc + s * K : NULL;
+        const float *dense_tile = dense ? dense + s * K : NULL;
+        for (int64_t i = lo; i < hi; i++) {
+            const float *g = items + i * ldi + s;
+            v8 g0 = ld(g), g1 = ld(g + 8), g2 = ld(g + 16), g3 = ld(g + 24);
+            for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) {
+                int64_t k = cols[c];
+                if (acc_tile) {
+                    float *a = acc_tile + k * TILE;
+                    float wc = w[c];
+                    st(a, ld(a) + wc * g0);
+                    st(a + 8, ld(a + 8) + wc * g1);
+                    st(a + 16, ld(a + 16) + wc * g2);
+                    st(a + 24, ld(a + 24) + wc * g3);
+                }
+                if (dense_tile) {
+                    const float *h = dense_tile + k * TILE;
+                    float d = hsum(g0 * ld(h) + g1 * ld(h + 8) + g2 * ld(h + 16) + g3 * ld(h + 24));
+                    dots[c] = s ? dots[c] + d : d;
+                }
+            }
+        }
+    }
+    if (full == b) return;
+    float *acc_tile = acc ? acc + full * K : NULL;
+    const float *dense_tile = dense ? dense + full * K : NULL;
+    for (int64_t i = lo; i < hi; i++) {
+        const float *g = items + i * ldi + full;
+        for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) {
+            int64_t k = cols[c];
+            if (acc_tile) {
+                float *a = acc_tile + k * TILE;
+                float wc = w[c];
+                for (int64_t u = 0; u < b - full; u++) a[u] += wc * g[u];
+            }
+            if (dense_tile) {
+                const float *h = dense_tile + k * TILE;
+                float d = 0.0f;
+                for (int64_t u = 0; u < b - full; u++) d += g[u] * h[u];
+                dots[c] = full ? dots[c] + d : d;
+            }
+        }
+    }
+}
+
+/* The encoder's forward product for a sparse batch, rows r in [lo, hi):
+ *   out[r, cols[c]] += x * w[c] for each stored entry (r, i, x) and connection c of item i.
+ * The batch is row-major (offsets, counts, items, vals); out: (n_rows, K), zeroed. */
+static void sparse_rows(int64_t lo, int64_t hi, int64_t K, const int64_t *indptr,
+                        const int64_t *cols, const float *w, const int64_t *offsets,
+                        const int64_t *counts, const int64_t *items, const float *vals,
+                        float *out) {
+    for (int64_t r = lo; r < hi; r++) {
+        float *h = out + r * K;
+        for (int64_t e = offsets[r]; e < offsets[r] + counts[r]; e++) {
+            int64_t i = items[e];
+            float x = vals[e];
+            for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) h[cols[c]] += x * w[c];
+        }
+    }
+}
+
+/* Its connection gradient: grad[c] += x * gh[r, cols[c]] for each stored entry (r, i, x)
+ * whose item i lies in [lo, hi) (so that threads given disjoint item ranges write disjoint
+ * connections). gh: (n_rows, K); grad: (nnz,), zeroed. */
+static void sparse_rows_grad(int64_t lo, int64_t hi, int64_t n_rows, int64_t K,
+                             const int64_t *indptr, const int64_t *cols, const int64_t *offsets,
+                             const int64_t *counts, const int64_t *items, const float *vals,
+                             const float *gh, float *grad) {
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *g = gh + r * K;
+        for (int64_t e = offsets[r]; e < offsets[r] + counts[r]; e++) {
+            int64_t i = items[e];
+            if (i < lo || i >= hi) continue;
+            float x = vals[e];
+            for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) grad[c] += x * g[cols[c]];
+        }
+    }
+}
+
+/* The entry points: one range of cuts per OpenMP thread. */
+#define PARALLEL_RANGES _Pragma("omp parallel for num_threads(n) schedule(static, 1) if (n > 1)")
+
+void skcfae_item_major(int n, const int64_t *cuts, int64_t b, int64_t K, int64_t ldd,
+                       const int64_t *indptr, const int64_t *cols, const float *w,
+                       const float *src, float *dst) {
+    PARALLEL_RANGES
+    for (int r = 0; r < n; r++) item_major(cuts[r], cuts[r + 1], b, K, ldd, indptr, cols, w, src, dst);
+}
+
+/* acc (when given) holds one K-side tile array per range, acc_stride floats apart. */
+void skcfae_neuron_side(int n, const int64_t *cuts, int64_t b, int64_t K, int64_t ldi,
+                        const int64_t *indptr, const int64_t *cols, const float *w,
+                        const float *items, const float *dense, float *acc, int64_t acc_stride,
+                        float *dots) {
+    PARALLEL_RANGES
+    for (int r = 0; r < n; r++)
+        neuron_side(cuts[r], cuts[r + 1], b, K, ldi, indptr, cols, w, items, dense,
+                    acc ? acc + r * acc_stride : NULL, dots);
+}
+
+/* cuts: ranges of batch rows. */
+void skcfae_sparse_rows(int n, const int64_t *cuts, int64_t K, const int64_t *indptr,
+                        const int64_t *cols, const float *w, const int64_t *offsets,
+                        const int64_t *counts, const int64_t *items, const float *vals,
+                        float *out) {
+    PARALLEL_RANGES
+    for (int r = 0; r < n; r++)
+        sparse_rows(cuts[r], cuts[r + 1], K, indptr, cols, w, offsets, counts, items, vals, out);
+}
+
+/* cuts: ranges of items. */
+void skcfae_sparse_rows_grad(int n, const int64_t *cuts, int64_t n_rows, int64_t K,
+                             const int64_t *indptr, const int64_t *cols, const int64_t *offsets,
+                             const int64_t *counts, const int64_t *items, const float *vals,
+                             const float *gh, float *grad) {
+    PARALLEL_RANGES
+    for (int r = 0; r < n; r++)
+        sparse_rows_grad(cuts[r], cuts[r + 1], n_rows, K, indptr, cols, offsets, counts, items,
+                         vals, gh, grad);
+}
