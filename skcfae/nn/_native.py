@@ -269,14 +269,18 @@ def neuron_side(
     return acc, dots
 
 
+def _scatter_work(p: Any, items: Tensor) -> int:
+    """Multiply-adds of a sparse batch's scatter: its entries times the connections per item."""
+    return int(len(items) * p.nnz / max(p.n_items, 1))
+
+
 def sparse_rows(
     p: Any, w: Tensor, offsets: Tensor, counts: Tensor, items: Tensor, vals: Tensor
 ) -> Tensor:
     """``out[r] = sum over row r's entries (i, x) of x W[i]``: (n_rows, K)."""
     n_rows = int(counts.shape[0])
     out = torch.zeros(n_rows, p.n_hidden)
-    work = int(len(items) * p.nnz / max(p.n_items, 1))
-    n_threads = min(_threads(work), max(n_rows, 1))
+    n_threads = min(_threads(_scatter_work(p, items)), max(n_rows, 1))
     n, cuts = _cuts([n_rows * t // n_threads for t in range(n_threads + 1)])
     library().skcfae_sparse_rows(  # type: ignore[union-attr]
         n,
@@ -299,7 +303,7 @@ def sparse_rows_grad(
 ) -> Tensor:
     """The connection gradient of :func:`sparse_rows` for the output gradient grad_h."""
     grad = torch.zeros(p.nnz)
-    n, cuts = _item_ranges(p, _threads(int(len(items) * p.nnz / max(p.n_items, 1))))
+    n, cuts = _item_ranges(p, _threads(_scatter_work(p, items)))
     library().skcfae_sparse_rows_grad(  # type: ignore[union-attr]
         n,
         cuts.data_ptr(),
