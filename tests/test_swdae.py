@@ -65,6 +65,7 @@ def test_sparse_encoder_equals_masked_dense(dense_input_above, uniform, n_users,
     X = sp.csr_array(sp.random(80, 13, density=0.4, random_state=1, dtype=np.float32))
     rows = torch.randperm(80, generator=torch.Generator().manual_seed(0))[:n_users]
     batch = SparseRows(X, torch.device("cpu")).batch(rows)
+    batch = batch.with_values(batch.vals * (torch.arange(len(batch.vals)) % 3 > 0))  # dropped
     layer = SparseEncoder(
         pattern, torch.Generator().manual_seed(0), dense_input_above=dense_input_above
     )
@@ -368,19 +369,25 @@ def test_stacked_starts_from_pretrained_weights(grouped):
 
 
 @pytest.mark.parametrize(
-    "n_users, batch_size, auto_steps, expected",
-    [(24, 6, 150, 100), (24, 24, 150, 150)],
+    "n_users, batch_size, learning_rate, expected",
+    [(24, 6, 0.2, 100), (24, 24, 0.2, 150), (24, 24, 0.3, 100), (24, 12, 0.1, 150)],
 )
 def test_auto_epochs_give_the_paper_epochs_or_a_minimum_of_updates(
-    n_users, batch_size, auto_steps, expected, monkeypatch
+    n_users, batch_size, learning_rate, expected
 ):
-    # "auto" = max(100 epochs, ceil(auto_steps / steps per epoch)); the default is 3,000 steps
-    monkeypatch.setattr(SparseWideDAE, "_auto_steps", auto_steps)
+    # "auto" = max(100 epochs, ceil(30 / learning_rate updates / steps per epoch))
     X = make_interactions(n_users, 20, n_groups=2, density=0.3, random_state=0)
     model = SparseWideDAE(
-        K=4, R=1, F=2, epochs="auto", batch_size=batch_size, random_state=0, device="cpu"
+        K=4, R=1, F=2, epochs="auto", batch_size=batch_size, learning_rate=learning_rate,
+        early_stopping=False, random_state=0, device="cpu",
     ).fit(X)
     assert len(model.history_) == expected
+
+
+@pytest.mark.parametrize(("learning_rate", "updates"), [(1e-2, 3000), (3e-3, 10000), (1e-3, 30000)])
+def test_auto_updates_scale_with_the_learning_rate(learning_rate, updates):
+    assert SparseWideDAE(learning_rate=learning_rate)._auto_updates() == updates
+    assert FCDAE(learning_rate=learning_rate)._auto_updates() == updates
 
 
 def test_epochs_rejects_other_strings():

@@ -503,10 +503,10 @@ class CDAE(NeuralRecommender):
         return 2.0 * float(self.l2_reg)  # gradient of l2_reg · ||W||²
 
     def _n_epochs(self, n_rows: int) -> int:
-        """``epochs="auto"``: Liang et al.'s 200 epochs, or enough for ``_auto_steps``
+        """``epochs="auto"``: Liang et al.'s 200 epochs, or enough for ``_auto_updates()``
         updates on small data."""
         if self.epochs == "auto":
-            return max(200, -(-self._auto_steps // self._steps_per_epoch(n_rows)))
+            return max(200, -(-self._auto_updates() // self._steps_per_epoch(n_rows)))
         return int(self.epochs)
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:

@@ -114,8 +114,9 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     _optimizer = "adam"
     #: Set by ``fit``; declared for type checkers only.
     history_: list[dict[str, Any]]
-    #: ``epochs="auto"`` trains ``max(100, ceil(_auto_steps / steps per epoch))`` epochs, for
-    #: models that accept it (see SparseWideDAE).
+    #: ``epochs="auto"`` trains ``max(100, ceil(_auto_updates() / steps per epoch))`` epochs,
+    #: for models that accept it (see SparseWideDAE); ``_auto_updates()`` is ``_auto_steps``
+    #: unless a model scales it (see _WideDAE).
     _auto_steps = 3000
     #: ``n_iter_no_change="auto"`` waits ``max(10, ceil(_auto_patience_steps / steps per
     #: epoch))`` epochs, for models that accept it (see SparseWideDAE).
@@ -184,8 +185,12 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     def _n_epochs(self, n_rows: int) -> int:
         """``epochs``, with "auto" resolved for ``n_rows`` training rows."""
         if self.epochs == "auto":
-            return max(100, -(-self._auto_steps // self._steps_per_epoch(n_rows)))
+            return max(100, -(-self._auto_updates() // self._steps_per_epoch(n_rows)))
         return int(self.epochs)
+
+    def _auto_updates(self) -> int:
+        """The fewest optimiser updates ``epochs="auto"`` trains."""
+        return self._auto_steps
 
     def _patience(self, n_rows: int) -> int | None:
         """``n_iter_no_change``, with "auto" resolved for ``n_rows`` training rows."""

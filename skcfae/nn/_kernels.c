@@ -154,6 +154,7 @@ static void sparse_rows(int64_t lo, int64_t hi, int64_t K, const int64_t *indptr
         for (int64_t e = offsets[r]; e < offsets[r] + counts[r]; e++) {
             int64_t i = items[e];
             float x = vals[e];
+            if (x == 0.0f) continue; /* an entry dropped by dropout */
             for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) h[cols[c]] += x * w[c];
         }
     }
@@ -170,8 +171,8 @@ static void sparse_rows_grad(int64_t lo, int64_t hi, int64_t n_rows, int64_t K,
         const float *g = gh + r * K;
         for (int64_t e = offsets[r]; e < offsets[r] + counts[r]; e++) {
             int64_t i = items[e];
-            if (i < lo || i >= hi) continue;
             float x = vals[e];
+            if (i < lo || i >= hi || x == 0.0f) continue;
             for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) grad[c] += x * g[cols[c]];
         }
     }

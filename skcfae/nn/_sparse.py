@@ -52,9 +52,14 @@ __all__ = ["SparseDecoder", "SparseEncoder", "pattern_init_bound"]
 #: fastest of 32-256 for both at 3,700-20,108 items, K=1000-2000, 2 threads.
 _USER_SLICE = 64
 #: Batch density (stored entries / (users x items)) above which SparseEncoder densifies the
-#: batch: the crossover measured for R-per-item patterns, K=1000, 500 users, 1 thread (the
-#: scatter wins at densities 0.0033-0.01, the dense-input kernel at 0.039, ml-1m's).
+#: batch on the torch kernels: the crossover measured for R-per-item patterns, K=1000, 500
+#: users, 1 thread (the scatter wins at densities 0.0033-0.01, the dense-input kernel at
+#: 0.039, ml-1m's).
 _DENSE_INPUT_ABOVE = 0.02
+#: The same for the compiled kernels, whose scatter skips the entries dropout zeroed, counted
+#: in nonzero entries: on 2 threads, K=1000-2000, batch 128, the scatter was 2.7x faster at
+#: ml-1m's 0.045 x 0.4 kept, and the dense-input kernel won from ~0.12 nonzero.
+_NATIVE_DENSE_INPUT_ABOVE = 0.12
 
 
 def pattern_init_bound(pattern: sp.csr_array) -> float:
@@ -263,12 +268,11 @@ class _SparseInputProduct(torch.autograd.Function):
 class SparseEncoder(nn.Module):
     """``h = x W + b`` for a sparse batch ``x`` and a sparse (n_items, n_hidden) weight ``W``.
 
-    Two kernels, chosen per batch by its density: up to ``dense_input_above`` stored entries
-    per user and item, a scatter over the (input entry, connection) pairs (cost
-    ``nnz(x) x connections per item``: best for sparse users, as in ML-20M); above it the
-    batch is densified (b x n_items, that batch only) and multiplied neuron-major like the
-    decoder's backward (cost ``b x nnz(W)`` at embedding-bag speed: much faster for dense
-    users, as in ml-1m). Both give the same result.
+    Two kernels, chosen per batch by its density: up to ``dense_input_above`` entries per
+    user and item, a scatter over the (input entry, connection) pairs (cost ``nnz(x) x
+    connections per item``: best for sparse users); above it the batch is densified (b x
+    n_items, that batch only) and multiplied neuron-major like the decoder's backward (cost
+    ``b x nnz(W)``, vectorised: faster for dense users). Both give the same result.
 
     Parameters
     ----------
@@ -279,8 +283,11 @@ class SparseEncoder(nn.Module):
     values : Tensor, optional
         Initial connection values in the CSR order of ``pattern`` (e.g. surviving weights
         after pruning); default random.
-    dense_input_above : float, default=0.02
-        Batch density above which the dense-input kernel is used.
+    dense_input_above : float or None, default=None
+        Batch density (stored entries / (users x items)) above which the dense-input kernel
+        is used. None: 0.02 on the torch kernels; on the compiled ones (which skip the entries
+        dropout set to zero) 0.12 of nonzero entries, so that ml-1m's batches (0.045 stored,
+        0.018 kept at dropout 0.6) take the scatter.
     """
 
     def __init__(
@@ -288,7 +295,7 @@ class SparseEncoder(nn.Module):
         pattern: sp.csr_array,
         generator: torch.Generator,
         values: Tensor | None = None,
-        dense_input_above: float = _DENSE_INPUT_ABOVE,
+        dense_input_above: float | None = None,
     ) -> None:
         super().__init__()
         self.pattern = _Pattern(pattern)
@@ -303,15 +310,26 @@ class SparseEncoder(nn.Module):
         activations of a previous layer in a stacked network)."""
         if isinstance(batch, Tensor):
             out = _EncoderProduct.apply(batch, self.values, self.pattern)
-        elif len(batch.cols) > self.dense_input_above * batch.size * batch.n_items:
+        elif self._dense_input(batch):
             out = _EncoderProduct.apply(batch.dense(), self.values, self.pattern)
         else:
             out = self._scatter(batch)
         return out + self.bias
 
+    def _native_scatter(self, batch: Batch) -> bool:
+        return _native.available(self.values, batch.vals) and not batch.vals.requires_grad
+
+    def _dense_input(self, batch: Batch) -> bool:
+        cells = batch.size * batch.n_items
+        if self.dense_input_above is not None:
+            return len(batch.cols) > self.dense_input_above * cells
+        if self._native_scatter(batch):
+            return int(torch.count_nonzero(batch.vals)) > _NATIVE_DENSE_INPUT_ABOVE * cells
+        return len(batch.cols) > _DENSE_INPUT_ABOVE * cells
+
     def _scatter(self, batch: Batch) -> Tensor:
         p = self.pattern
-        if _native.available(self.values, batch.vals) and not batch.vals.requires_grad:
+        if self._native_scatter(batch):
             parts = (batch.offsets, batch.counts, batch.cols, batch.vals)
             contiguous = [t.contiguous() for t in parts]
             return _SparseInputProduct.apply(self.values, *contiguous, p)
