@@ -112,6 +112,7 @@ def study(args) -> None:
     for name in names:
         given = dict(CANDIDATES[name]) if name in CANDIDATES else json.loads(name)
         params = {"epochs": args.epochs, "n_iter_no_change": args.patience, **given}
+        params.setdefault("learning_rate", 1e-2)  # the study's base (see ``tables``)
         params["device"] = "cpu"
         tic = time.perf_counter()
         model = swdae(params).fit(split.train, dae__X_valid=valid)
@@ -136,7 +137,8 @@ def default_model(name: str):
     SparseWideDAE with the parameters of the JSON object (no spaces) changed."""
     if name.startswith("Sw-dae{"):
         return swdae(json.loads(name[len("Sw-dae") :]))
-    k1000 = {"K": 1000, "n_iter_no_change": 20, "n_lr_decays": 0}  # the defaults before 0.1
+    # the defaults before 0.1 (and the learning rate before 3e-3)
+    k1000 = {"K": 1000, "n_iter_no_change": 20, "n_lr_decays": 0, "learning_rate": 1e-2}
     return {
         "Sw-dae": lambda: swdae({}),
         "Sw-dae-K1000-p20": lambda: swdae(dict(k1000)),
@@ -145,7 +147,7 @@ def default_model(name: str):
         "Sw-dae-K2000": lambda: swdae({**k1000, "K": 2000}),
         "Sw-dae-K1000": lambda: swdae({"K": 1000}),  # the defaults but K
         "Sw-dae-K2000-decay-p10": lambda: swdae(
-            {"K": 2000, "n_lr_decays": 1, "n_iter_no_change": 10}
+            {"K": 2000, "n_lr_decays": 1, "n_iter_no_change": 10, "learning_rate": 1e-2}
         ),
         "EASE": lambda: EASE(random_state=0),
         "EASE-500": lambda: EASE(lam=500.0),  # the default before lam="auto"

@@ -1,7 +1,7 @@
 """Quick start: the Sw-dae Pipeline beside EASE, Mult-DAE and Popularity on synthetic data.
 
-``make demo`` runs this offline, in about 16 s of CPU time (25 s wall) with one thread on our
-shared 2-core machine (``OMP_NUM_THREADS=1``). The data comes from the built-in generator
+``make demo`` runs this offline, in about 30 s with one thread on our 2-core machine
+(``OMP_NUM_THREADS=1``; 27 s wall on both cores). The data comes from the built-in generator
 ``skcfae.datasets.make_interactions`` (4,000 users x 1,000 items with planted overlapping item
 groups and skewed item popularity). The protocol is the strong-generalization split of Liang
 et al. (WWW 2018), as in Khawar et al. (WWW 2020, §4.1): the models never see the test users
@@ -11,7 +11,7 @@ are held out to score them.
 The models keep their default parameters, with one exception: ``ItemGrouper(K=200)``. The
 default ``K="auto"`` (two thirds of the items, at most 2,000) is meant for catalogues of
 thousands of items; the demo has 1,000 in planted groups, so it uses K = items / 5 (R stays at
-K / 10), which is faster. ``SparseWideDAE()`` runs with Adam 1e-2, batch 128, one
+K / 10), which is faster. ``SparseWideDAE()`` runs with Adam 3e-3, batch 128, one
 learning-rate decay and ``epochs="auto"``. Mult-DAE and Sw-dae both early-stop on the same
 400 validation users (``X_valid``); given ``X_valid``, Sw-dae's ``early_stopping="auto"`` draws
 no validation users of its own, so both train on the same users. EASE chooses its λ on its own
@@ -19,7 +19,7 @@ held-out training users (``lam="auto"``).
 
 The script prints only what the run measured: the scores, the fit times, the best epochs and
 the ranking by test NDCG@100. On our machine (CPU, these seeds) the ranking was EASE 0.445,
-Mult-DAE 0.408, Sw-dae 0.401, Popularity 0.198: on this small synthetic data Sw-dae does not
+Mult-DAE 0.408, Sw-dae 0.399, Popularity 0.198: on this small synthetic data Sw-dae does not
 beat EASE or Mult-DAE. On real data see the README's table of default models.
 """
 
