@@ -243,10 +243,10 @@ class SparseWideDAE(_WideDAE):
     ahead on the validation users of ml-100k, ml-1m and ml-latest-small, lost 0.0090 on
     those of lastfm-2k. A learning rate of 3e-3 was ahead on the validation users of every
     set (paired ± s.e.): ml-100k +0.0043 ± 0.0038, ml-1m +0.0015 ± 0.0006, ml-latest-small
-    +0.0039 ± 0.0024, lastfm-2k +0.0018 ± 0.0009, the synthetic set below +0.0085 (one
-    split). It needs more updates, so ``epochs="auto"`` allows at least ``30 /
-    learning_rate`` of them (3,000 at 1e-2 as before, 10,000 at 3e-3): with 3,000 the
-    quick start's 4,000-user demo ended at its cap. On the test users of the same 5 splits
+    +0.0039 ± 0.0024, lastfm-2k +0.0018 ± 0.0009, the sparse synthetic set of the next
+    paragraph +0.0085 (one split). It needs more updates, so ``epochs="auto"`` allows at
+    least ``30 / learning_rate`` of them (3,000 at 1e-2 as before, 10,000 at 3e-3): with
+    3,000 the quick start's 4,000-user demo ended at its cap. On the test users of the same 5 splits
     (mean, and paired differences ± s.e.):
 
     ===============  =======  ================  ================  =================

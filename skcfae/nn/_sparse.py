@@ -22,14 +22,15 @@ Two sets of kernels compute them, with the same results up to float rounding:
 
 Measured against each other in ``benchmarks/sparse_layer.py`` (results in
 ``benchmarks/results/sparse_layer.md``; ML-20M shape, K=1000, R=100, batch 128, 2 threads):
-the three decoder products take 0.17x the time of the dense layer's GEMMs compiled, 0.31x as
-embedding bags and SDDMM, 0.52x with torch CSR ``sparse.mm`` (MKL on CPU; its transposed
-product for the backward pass is slow); a whole epoch 0.26-0.32x the FC network's compiled, 0.40x
-with the torch kernels. A gather over the R neighbours of each item (a
-b x n_items x R intermediate) is 50x slower. Block-sparse tiles after sorting items by group
-were judged by their work first: the learned groups overlap too loosely (a block of 16 items
-already spans 3.8x more neurons per item than it connects to), so the tiles would do at least
-0.38x the dense layer's multiply-adds.
+the three decoder products take 0.17-0.24x the time of the dense layer's GEMMs compiled,
+0.25-0.31x as embedding bags and SDDMM, 0.46-0.52x with torch CSR ``sparse.mm`` (MKL on CPU;
+its transposed product for the backward pass is slow); a whole epoch 0.26-0.32x the FC
+network's compiled, 0.40-0.45x with the torch kernels (runs on different days). A gather
+over the R neighbours of each item (a b x n_items x R intermediate) is 50x slower.
+Block-sparse tiles after sorting items by group were judged by their work first: the
+learned groups overlap too loosely (a block of 16 items already spans 3.8x more neurons per
+item than it connects to), so the tiles would do at least 0.38x the dense layer's
+multiply-adds.
 """
 
 from __future__ import annotations
