@@ -489,10 +489,10 @@ def _fit_loop(
         if validation is None or stop is None:
             return False
         last = (
-        decays > 0
-        and decays == config.n_lr_decays
-        and epoch - decayed_at >= min(stop, AFTER_LAST_DECAY)
-    )
+            decays > 0
+            and decays == config.n_lr_decays
+            and epoch - decayed_at >= min(stop, AFTER_LAST_DECAY)
+        )
         return since_best >= stop or last
 
     stopped = start > 0 and finished(start)
