@@ -437,6 +437,8 @@ class CDAE(NeuralRecommender):
     (2, 3)
     """
 
+    #: ``epochs="auto"``: Liang et al.'s 200 epochs, or enough for 3,000 updates on small data.
+    _auto_epochs = 200
     _parameter_constraints: dict[str, list[Any]] = {
         **RESUME_CONSTRAINTS,
         **NEURAL_CONSTRAINTS,
@@ -501,13 +503,6 @@ class CDAE(NeuralRecommender):
 
     def _weight_decay(self) -> float:
         return 2.0 * float(self.l2_reg)  # gradient of l2_reg · ||W||²
-
-    def _n_epochs(self, n_rows: int) -> int:
-        """``epochs="auto"``: Liang et al.'s 200 epochs, or enough for ``_auto_updates()``
-        updates on small data."""
-        if self.epochs == "auto":
-            return max(200, -(-self._auto_updates() // self._steps_per_epoch(n_rows)))
-        return int(self.epochs)
 
     def _loss(self, module: nn.Module, batch: Batch, state: TrainState) -> Tensor:
         """The objective's data term on one batch of training users (ids given: V_u is theirs)."""

@@ -114,9 +114,10 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     _optimizer = "adam"
     #: Set by ``fit``; declared for type checkers only.
     history_: list[dict[str, Any]]
-    #: ``epochs="auto"`` trains ``max(100, ceil(_auto_updates() / steps per epoch))`` epochs,
-    #: for models that accept it (see SparseWideDAE); ``_auto_updates()`` is ``_auto_steps``
-    #: unless a model scales it (see _WideDAE).
+    #: ``epochs="auto"`` trains ``max(_auto_epochs, ceil(_auto_updates() / steps per epoch))``
+    #: epochs, for models that accept it (see SparseWideDAE); ``_auto_updates()`` is
+    #: ``_auto_steps`` unless a model scales it (see _WideDAE).
+    _auto_epochs = 100
     _auto_steps = 3000
     #: ``n_iter_no_change="auto"`` waits ``max(10, ceil(_auto_patience_steps / steps per
     #: epoch))`` epochs, for models that accept it (see SparseWideDAE).
@@ -185,7 +186,7 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
     def _n_epochs(self, n_rows: int) -> int:
         """``epochs``, with "auto" resolved for ``n_rows`` training rows."""
         if self.epochs == "auto":
-            return max(100, -(-self._auto_updates() // self._steps_per_epoch(n_rows)))
+            return max(self._auto_epochs, -(-self._auto_updates() // self._steps_per_epoch(n_rows)))
         return int(self.epochs)
 
     def _auto_updates(self) -> int:
