@@ -95,7 +95,7 @@ def test_sparse_encoder_counts_kept_entries_on_the_compiled_kernels(kernels):
     )._dense_input(dense)
 
 
-@pytest.mark.parametrize("n_users", [6, 64])  # 64: whole tiles only
+@pytest.mark.parametrize("n_users", [6, 64, 160])  # 64: whole tiles; 160: 128 + 32
 def test_sparse_encoder_on_dense_input_has_input_gradient(n_users, kernels):
     pattern = _pattern(seed=4)
     layer = SparseEncoder(pattern, torch.Generator().manual_seed(0))

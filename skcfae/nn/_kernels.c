@@ -45,6 +45,111 @@ static inline float hsum(v8 x) { /* a tree, so that it compiles to two vector ad
 
 int skcfae_kernels_version(void) { return 1; }
 
+#ifdef __AVX512F__
+/* With AVX-512, groups of tiles (up to four: 128 users, eight 16-float vectors) are swept
+ * together: each connection's index and weight are read once for all of them, and a
+ * connection gradient takes one horizontal sum instead of one per tile. Measured on ML-20M's
+ * shape (20,108 items, K=1000, R=100, batch 128, 2 threads): forward 5.2 -> 4.8 ms, the fused
+ * backward 16.0 -> 14.3 ms; a Sw-dae epoch 3.50 -> 3.06 s. The backward's group holds at
+ * most 1 MiB of neuron-side operands (2 tiles at K=2000: the four of them took 7.3 ms instead
+ * of 6.2 on ml-1m's 3,706 items, two 5.5), so that they stay in the core's L2 cache. The
+ * tiles left over take the loops below. Each returns the users it did. */
+#define WIDE 4
+typedef float v16 __attribute__((vector_size(64)));
+
+static inline v16 ld16(const float *p) {
+    v16 x;
+    memcpy(&x, p, sizeof x);
+    return x;
+}
+
+static inline void st16(float *p, v16 x) { memcpy(p, &x, sizeof x); }
+
+static inline float hsum16(v16 x) {
+    v8 lo, hi;
+    memcpy(&lo, &x, sizeof lo);
+    memcpy(&hi, (const char *)&x + sizeof lo, sizeof hi);
+    return hsum(lo + hi);
+}
+
+static int64_t item_major_wide(int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ldd,
+                               const int64_t *indptr, const int64_t *cols, const float *w,
+                               const float *src, float *dst) {
+    int64_t done = b - b % (WIDE * TILE), tk = K * TILE; /* tk: floats between tiles */
+    for (int64_t s = 0; s < done; s += WIDE * TILE) {
+        const float *tiles = src + s * K;
+        for (int64_t i = lo; i < hi; i++) {
+            v16 a[2 * WIDE] = {{0}};
+            for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) {
+                const float *x = tiles + cols[c] * TILE;
+                float wc = w[c];
+                for (int j = 0; j < WIDE; j++) {
+                    a[2 * j] += wc * ld16(x + j * tk);
+                    a[2 * j + 1] += wc * ld16(x + j * tk + 16);
+                }
+            }
+            float *y = dst + i * ldd + s;
+            for (int j = 0; j < 2 * WIDE; j++) st16(y + 16 * j, a[j]);
+        }
+    }
+    return done;
+}
+
+static inline __attribute__((always_inline)) int64_t
+neuron_side_group(int group, int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ldi,
+                  const int64_t *indptr, const int64_t *cols, const float *w, const float *items,
+                  const float *dense, float *acc, float *dots) {
+    int64_t done = b - b % (group * TILE), tk = K * TILE;
+    for (int64_t s = 0; s < done; s += group * TILE) {
+        float *acc_tiles = acc ? acc + s * K : NULL;
+        const float *dense_tiles = dense ? dense + s * K : NULL;
+        for (int64_t i = lo; i < hi; i++) {
+            v16 g[2 * WIDE];
+            for (int j = 0; j < 2 * group; j++) g[j] = ld16(items + i * ldi + s + 16 * j);
+            for (int64_t c = indptr[i]; c < indptr[i + 1]; c++) {
+                int64_t k = cols[c];
+                if (acc_tiles) {
+                    float *a = acc_tiles + k * TILE;
+                    float wc = w[c];
+                    for (int j = 0; j < group; j++) {
+                        st16(a + j * tk, ld16(a + j * tk) + wc * g[2 * j]);
+                        st16(a + j * tk + 16, ld16(a + j * tk + 16) + wc * g[2 * j + 1]);
+                    }
+                }
+                if (dense_tiles) {
+                    const float *h = dense_tiles + k * TILE;
+                    v16 q = g[0] * ld16(h), r = g[1] * ld16(h + 16);
+                    for (int j = 1; j < group; j++) {
+                        q += g[2 * j] * ld16(h + j * tk);
+                        r += g[2 * j + 1] * ld16(h + j * tk + 16);
+                    }
+                    float d = hsum16(q + r);
+                    dots[c] = s ? dots[c] + d : d;
+                }
+            }
+        }
+    }
+    return done;
+}
+
+static int64_t neuron_side_wide(int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ldi,
+                                const int64_t *indptr, const int64_t *cols, const float *w,
+                                const float *items, const float *dense, float *acc,
+                                float *dots) {
+    if (!dense) return 0; /* the accumulation alone gains nothing: 8.8 -> 10.0 ms at K=1000 */
+    int64_t tile_bytes = K * TILE * (int64_t)sizeof(float) * ((acc != NULL) + 1);
+    if (WIDE * tile_bytes <= (1 << 20))
+        return neuron_side_group(WIDE, lo, hi, b, K, ldi, indptr, cols, w, items, dense, acc,
+                                 dots);
+    if (2 * tile_bytes <= (1 << 20))
+        return neuron_side_group(2, lo, hi, b, K, ldi, indptr, cols, w, items, dense, acc, dots);
+    return 0;
+}
+#else
+#define item_major_wide(...) 0
+#define neuron_side_wide(...) 0
+#endif
+
 /* dst[i, u] = sum over item i's connections c of w[c] * src[cols[c], u], for i in [lo, hi)
  * and the b users u. src: K-side tiles (b_pad / 32, K, 32), zero-padded; dst: (n_items, ldd).
  * The decoder's forward product and the encoder's input gradient. */
@@ -52,7 +157,8 @@ static void item_major(int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ldd
                        const int64_t *indptr, const int64_t *cols, const float *w,
                        const float *src, float *dst) {
     int64_t full = b - b % TILE;
-    for (int64_t s = 0; s < full; s += TILE) {
+    int64_t first = item_major_wide(lo, hi, b, K, ldd, indptr, cols, w, src, dst);
+    for (int64_t s = first; s < full; s += TILE) {
         const float *tile = src + s * K;
         for (int64_t i = lo; i < hi; i++) {
             v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
@@ -96,7 +202,8 @@ static void neuron_side(int64_t lo, int64_t hi, int64_t b, int64_t K, int64_t ld
                         const int64_t *indptr, const int64_t *cols, const float *w,
                         const float *items, const float *dense, float *acc, float *dots) {
     int64_t full = b - b % TILE;
-    for (int64_t s = 0; s < full; s += TILE) {
+    int64_t first = neuron_side_wide(lo, hi, b, K, ldi, indptr, cols, w, items, dense, acc, dots);
+    for (int64_t s = first; s < full; s += TILE) {
         float *acc_tile = acc ? acc + s * K : NULL;
         const float *dense_tile = dense ? dense + s * K : NULL;
         for (int64_t i = lo; i < hi; i++) {
