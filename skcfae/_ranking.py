@@ -128,6 +128,9 @@ def topk_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
     scores = np.asarray(scores)
     if scores.ndim != 2:
         raise ValueError(f"scores must be 2-D (n_users, n_items), got shape {scores.shape}.")
+    # row-major: a partition along the rows of a column-major block (the transposed,
+    # item-major logits of the sparse decoders) took 48 ms instead of 6 (128 x 20,108)
+    scores = np.ascontiguousarray(scores)
     n_users, n_items = scores.shape
     k = check_n(
         k,
@@ -197,7 +200,7 @@ def rank_batch(
         ``scores`` at ``top``, non-increasing along each row; ``-inf`` at the -1 places.
     """
     if items is None:
-        block = np.array(scores, dtype=np.float32)
+        block = np.array(scores, dtype=np.float32, order="C")
         if exclude_seen:
             rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
             block[rows, X.indices] = -np.inf
@@ -205,7 +208,7 @@ def rank_batch(
         vals = np.take_along_axis(block, top, axis=1)
         top[vals == -np.inf] = -1
         return top, vals
-    block = np.asarray(scores)[:, items].astype(np.float32, copy=False)
+    block = np.ascontiguousarray(np.asarray(scores)[:, items], dtype=np.float32)
     if exclude_seen:
         position = np.full(X.shape[1], -1, dtype=np.int64)
         position[items] = np.arange(items.size)

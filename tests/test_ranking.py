@@ -98,6 +98,8 @@ def test_topk_matches_stable_argsort(batch):
     for k in range(1, scores.shape[1] + 1):
         expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         np.testing.assert_array_equal(topk_from_scores(scores, k), expected)
+        # column-major blocks (the sparse decoders' transposed logits) rank the same
+        np.testing.assert_array_equal(topk_from_scores(np.asfortranarray(scores), k), expected)
 
 
 def _reference_rank(scores, X, n, exclude_seen, items):
