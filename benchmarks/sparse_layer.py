@@ -52,6 +52,12 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta"
 warnings.filterwarnings("ignore", message="Sparse invariant checks")
 
 
+def vector_isa() -> str:
+    """The widest vector instructions of this CPU that the kernels can use (Linux)."""
+    flags = _native._cpu_signature().split()
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+
+
 def timed(fn, reps: int = 5) -> float:
     """Best of ``reps`` timed calls after a warm-up (the machine is a shared VM: the minimum is
     the least disturbed measurement)."""
@@ -213,7 +219,8 @@ def main() -> None:
         : args.users
     ]
     result: dict = {
-        "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        "machine": f"{platform.processor() or platform.machine()} ({vector_isa()}), "
+        f"torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         "runs": [],
     }
