@@ -90,3 +90,35 @@ def test_a_fit_is_the_same_on_both_kernels(monkeypatch):
     np.testing.assert_allclose(
         fits["1"].decision_function(X[:20]), fits["0"].decision_function(X[:20]), atol=1e-4
     )
+
+
+@needs_compiler
+@pytest.mark.parametrize("shape", [(1, 3), (7, 13), (40, 515)])  # sizes off multiples of 8
+@pytest.mark.parametrize("column_major", [False, True])  # the sparse decoders' logits
+def test_logistic_pass_matches_torch_in_float64(shape, column_major, monkeypatch):
+    monkeypatch.setattr(_native, "_MIN_WORK", 1)  # split over 3 threads however small
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        g = torch.Generator().manual_seed(0)
+        z = torch.randn(shape, generator=g) * 20
+        z.view(-1)[:3] = torch.tensor([0.0, 1e-9, -85.0])[: z.numel()]
+        if column_major:
+            z = z.t().contiguous().t()
+        sig, total = _native.logistic(z)
+    finally:
+        torch.set_num_threads(threads)
+    assert sig.stride() == z.stride()
+    z64 = z.double()
+    torch.testing.assert_close(sig.double(), torch.sigmoid(z64), rtol=3e-7, atol=1e-30)
+    torch.testing.assert_close(total, torch.nn.functional.softplus(z64).sum(), rtol=1e-7, atol=0)
+
+
+@needs_compiler
+def test_logistic_pass_propagates_nan_and_inf():
+    sig, total = _native.logistic(torch.tensor([[1.0, float("inf"), -float("inf"), 2.0]]))
+    assert total.item() == float("inf")
+    assert sig[0, 1].item() == 1.0 and 0.0 <= sig[0, 2].item() < 1e-37
+    sig, total = _native.logistic(torch.tensor([[1.0, float("nan"), 2.0]]))
+    assert torch.isnan(total) and torch.isnan(sig[0, 1]) and not torch.isnan(sig[0, 0])
+    assert _native.logistic(torch.zeros(4, 6)[:, ::2]) is None  # strided: torch's kernels

@@ -71,9 +71,11 @@ def _dense_references():
 
 @pytest.mark.parametrize("loss", [multinomial_nll, logistic_nll])
 @pytest.mark.parametrize("item_major", [False, True])
-def test_sparse_target_losses_match_dense_value_and_gradient(loss, item_major):
+@pytest.mark.parametrize("native", ["0", "1"])  # logistic_nll: torch's ops or one compiled pass
+def test_sparse_target_losses_match_dense_value_and_gradient(loss, item_major, native, monkeypatch):
     # soft targets too (stacked Sw-dae reconstructs codes in [0, 1]); item-major logits are
     # what a SparseDecoder returns (a transposed view)
+    monkeypatch.setenv("SKCFAE_NATIVE", native)
     X = _random_csr()
     X.data = np.random.default_rng(0).uniform(0.1, 1.0, X.nnz).astype(np.float32)
     batch = SparseRows(X, torch.device("cpu")).batch(torch.arange(30))

@@ -285,6 +285,80 @@ static void sparse_rows_grad(int64_t lo, int64_t hi, int64_t n_rows, int64_t K,
     }
 }
 
+/* The logistic loss of Sw-dae's decoder (skcfae/nn/_losses.py) over elements [lo, hi) of a
+ * block of logits z, in one pass: sig[j] = sigmoid(z[j]), and the sum of softplus(z[j]) =
+ * max(z, 0) + log1p(exp(-|z|)) returned in double. exp is a degree-6 polynomial after a
+ * Cody-Waite reduction (Cephes' expf; arguments below -87.3 give exp(-87.3), 1e-38), log1p
+ * 2 atanh(e / (2 + e)) as a series in s = e / (2 + e) <= 1/3, so small e stay exact; both
+ * within a few float32 ulps. NaN propagates. torch's softplus and sigmoid took three passes
+ * and 2.8 ms for the 128 x 20,108 logits of an ML-20M-shaped batch. */
+typedef int32_t i8 __attribute__((vector_size(32)));
+
+static inline v8 select8(i8 mask, v8 a, v8 b) { /* mask ? a : b, lane by lane */
+    i8 ai, bi;
+    memcpy(&ai, &a, sizeof ai);
+    memcpy(&bi, &b, sizeof bi);
+    ai = (mask & ai) | (~mask & bi);
+    memcpy(&a, &ai, sizeof a);
+    return a;
+}
+
+static inline v8 logistic8(v8 z, v8 *sig) {
+    v8 zero = {0}, one = zero + 1.0f;
+    i8 neg = z < zero;
+    v8 x = select8(neg, z, -z); /* -|z| */
+    x = select8(x < -87.3f, zero - 87.3f, x);
+    i8 n = __builtin_convertvector(x * 1.44269504f - 0.5f, i8); /* round(x / ln 2), x <= 0 */
+    v8 nf = __builtin_convertvector(n, v8);
+    v8 r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+    v8 q = 1.9875691500e-4f * r + 1.3981999507e-3f;
+    q = q * r + 8.3334519073e-3f;
+    q = q * r + 4.1665795894e-2f;
+    q = q * r + 1.6666665459e-1f;
+    q = q * r + 5.0000001201e-1f;
+    q = q * r * r + r + 1.0f;
+    i8 bits = (n + 127) << 23;
+    v8 scale;
+    memcpy(&scale, &bits, sizeof scale);
+    v8 e = q * scale; /* exp(-|z|) */
+    v8 t = e / (e + 2.0f), t2 = t * t;
+    v8 p = zero + 1.0f / 15.0f;
+    p = p * t2 + 1.0f / 13.0f;
+    p = p * t2 + 1.0f / 11.0f;
+    p = p * t2 + 1.0f / 9.0f;
+    p = p * t2 + 1.0f / 7.0f;
+    p = p * t2 + 1.0f / 5.0f;
+    p = p * t2 + 1.0f / 3.0f;
+    p = p * t2 + 1.0f;
+    v8 inv = one / (one + e);
+    *sig = select8(neg, e * inv, inv);
+    return select8(neg, zero, z) + 2.0f * t * p;
+}
+
+static double logistic(int64_t lo, int64_t hi, const float *z, float *sig) {
+    double total = 0.0;
+    int64_t j = lo;
+    while (j + 8 <= hi) { /* blocks of up to 512 summed in float, then in double */
+        v8 acc = {0};
+        for (int64_t end = j + 512 < hi ? j + 512 : hi; j + 8 <= end; j += 8) {
+            v8 sg;
+            acc += logistic8(ld(z + j), &sg);
+            st(sig + j, sg);
+        }
+        total += hsum(acc);
+    }
+    if (j < hi) {
+        float buf[8] = {0}, out[8];
+        memcpy(buf, z + j, (size_t)(hi - j) * sizeof(float));
+        v8 sg, sp = logistic8(ld(buf), &sg);
+        st(out, sg);
+        memcpy(sig + j, out, (size_t)(hi - j) * sizeof(float));
+        st(buf, sp);
+        for (int64_t u = 0; u < hi - j; u++) total += buf[u];
+    }
+    return total;
+}
+
 /* The entry points: one range of cuts per OpenMP thread. */
 #define PARALLEL_RANGES _Pragma("omp parallel for num_threads(n) schedule(static, 1) if (n > 1)")
 
@@ -325,4 +399,10 @@ void skcfae_sparse_rows_grad(int n, const int64_t *cuts, int64_t n_rows, int64_t
     for (int r = 0; r < n; r++)
         sparse_rows_grad(cuts[r], cuts[r + 1], n_rows, K, indptr, cols, offsets, counts, items,
                          vals, gh, grad);
+}
+
+/* cuts: ranges of elements; sums[r]: the softplus sum of range r. */
+void skcfae_logistic(int n, const int64_t *cuts, const float *z, float *sig, double *sums) {
+    PARALLEL_RANGES
+    for (int r = 0; r < n; r++) sums[r] = logistic(cuts[r], cuts[r + 1], z, sig);
 }

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _native
 from ._rows import Batch
 
 __all__ = ["gaussian_kl", "logistic_nll", "multinomial_nll"]
@@ -61,7 +62,9 @@ class _LogisticNLL(torch.autograd.Function):
     No dense target is built, and both passes are one sweep over the logits in their own
     memory layout (a sparse decoder returns item-major logits; mixing them with a row-major
     dense target made ``binary_cross_entropy_with_logits`` the slowest op of a Sw-dae step).
-    Backward is ``(sigmoid(z) - x) / b``: one sigmoid and a sparse subtraction.
+    Backward is ``(sigmoid(z) - x) / b``: one sigmoid and a sparse subtraction. With the
+    compiled kernels (float32 on the CPU) forward computes the softplus sum and the sigmoid in
+    one pass (``_native.logistic``), and backward scales the saved sigmoid in place.
     """
 
     @staticmethod
@@ -69,15 +72,21 @@ class _LogisticNLL(torch.autograd.Function):
         ctx: Any, logits: Tensor, row_of: Tensor, cols: Tensor, vals: Tensor
     ) -> Tensor:
         b = logits.shape[0]
-        ctx.save_for_backward(logits, row_of, cols, vals)
         observed = (logits[row_of, cols] * vals).sum()
-        return (torch.nn.functional.softplus(logits).sum() - observed) / b
+        fused = _native.logistic(logits) if _native.available(logits) else None
+        ctx.sigmoid = fused is not None
+        if fused is None:
+            ctx.save_for_backward(logits, row_of, cols, vals)
+            return (torch.nn.functional.softplus(logits).sum() - observed) / b
+        sig, softplus_sum = fused
+        ctx.save_for_backward(sig, row_of, cols, vals)
+        return (softplus_sum.to(logits.dtype) - observed) / b
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        logits, row_of, cols, vals = ctx.saved_tensors
-        scale = grad / logits.shape[0]
-        out = torch.sigmoid(logits).mul_(scale)
+        saved, row_of, cols, vals = ctx.saved_tensors
+        scale = grad / saved.shape[0]
+        out = (saved if ctx.sigmoid else torch.sigmoid(saved)).mul_(scale)
         out.index_put_((row_of, cols), -vals * scale, accumulate=True)
         return out, None, None, None
 

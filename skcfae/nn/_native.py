@@ -63,6 +63,7 @@ _SIGNATURES = {
     "skcfae_neuron_side": [_INT, _PTR, _I64, _I64, _I64] + [_PTR] * 6 + [_I64, _PTR],
     "skcfae_sparse_rows": [_INT, _PTR, _I64] + [_PTR] * 8,
     "skcfae_sparse_rows_grad": [_INT, _PTR, _I64, _I64] + [_PTR] * 8,
+    "skcfae_logistic": [_INT, _PTR, _PTR, _PTR, _PTR],
 }
 
 
@@ -319,3 +320,20 @@ def sparse_rows_grad(
         _ptr(grad),
     )
     return grad
+
+
+def logistic(z: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``(sigmoid(z), Σ softplus(z))`` in one pass (the sum a float64 scalar tensor), for z
+    whose elements lie contiguously in row- or column-major order; None for other layouts."""
+    flat = z if z.is_contiguous() else z.t()
+    if not flat.is_contiguous():
+        return None
+    sig = torch.empty_like(flat)
+    size = flat.numel()
+    n_threads = _threads(16 * size)  # ~16 multiply-adds an element
+    n, cuts = _cuts([size * t // n_threads // 8 * 8 for t in range(n_threads)] + [size])
+    sums = torch.zeros(n, dtype=torch.float64)
+    library().skcfae_logistic(  # type: ignore[union-attr]
+        n, cuts.data_ptr(), _ptr(flat), _ptr(sig), _ptr(sums)
+    )
+    return (sig if flat is z else sig.t()), sums.sum()
