@@ -50,7 +50,7 @@ int skcfae_kernels_version(void) { return 1; }
  * together: each connection's index and weight are read once for all of them, and a
  * connection gradient takes one horizontal sum instead of one per tile. Measured on ML-20M's
  * shape (20,108 items, K=1000, R=100, batch 128, 2 threads): forward 5.2 -> 4.8 ms, the fused
- * backward 16.0 -> 14.3 ms; a Sw-dae epoch 3.50 -> 3.06 s. The backward's group holds at
+ * backward 16.0 -> 13.9 ms; a Sw-dae epoch 3.50 -> 3.06 s. The backward's group holds at
  * most 1 MiB of neuron-side operands (2 tiles at K=2000: the four of them took 7.3 ms instead
  * of 6.2 on ml-1m's 3,706 items, two 5.5), so that they stay in the core's L2 cache. The
  * tiles left over take the loops below. Each returns the users it did. */
