@@ -146,17 +146,18 @@ def topk_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
             "scores contain NaN, so items cannot be ranked; the model may have diverged "
             "(try a lower learning rate)."
         )
-    # k-th largest value of each row; everything strictly above it is in, and among the
-    # items equal to it the lowest indices fill the remaining places.
-    kth = np.partition(scores, n_items - k, axis=1)[:, n_items - k][:, None]
-    chosen = scores >= kth
-    surplus = np.flatnonzero(chosen.sum(axis=1) > k)  # rows with more ties than places
-    if surplus.size:
+    # the k largest of each row (argpartition: ties at the k-th value placed arbitrarily);
+    # where no other item equals the k-th value, they are the only choice
+    cols = np.argpartition(scores, n_items - k, axis=1)[:, n_items - k :]
+    kth = np.take_along_axis(scores, cols[:, :1], axis=1)
+    cols.sort(axis=1)  # ascending item index per row: the tie order of the sort below
+    surplus = np.flatnonzero(np.count_nonzero(scores >= kth, axis=1) > k)
+    if surplus.size:  # more items tie at the k-th value than places: the lowest indices
         sub, sub_kth = scores[surplus], kth[surplus]
         above, ties = sub > sub_kth, sub == sub_kth
         need = k - above.sum(axis=1, keepdims=True)
-        chosen[surplus] = above | (ties & (np.cumsum(ties, axis=1) <= need))
-    cols = np.nonzero(chosen)[1].reshape(n_users, k)  # ascending item index per row
+        chosen = above | (ties & (np.cumsum(ties, axis=1) <= need))
+        cols[surplus] = np.nonzero(chosen)[1].reshape(surplus.size, k)
     vals = np.take_along_axis(scores, cols, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")  # stable: ties keep the lower index
     return np.take_along_axis(cols, order, axis=1).astype(np.int64, copy=False)

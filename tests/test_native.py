@@ -106,12 +106,15 @@ def test_logistic_pass_matches_torch_in_float64(shape, column_major, monkeypatch
         if column_major:
             z = z.t().contiguous().t()
         sig, total = _native.logistic(z)
+        # scaled (the loss's 1 / b): rounded once, as a float32 multiplication of the sigmoid
+        scaled, again = _native.logistic(z, 1 / 3)
     finally:
         torch.set_num_threads(threads)
     assert sig.stride() == z.stride()
     z64 = z.double()
     torch.testing.assert_close(sig.double(), torch.sigmoid(z64), rtol=3e-7, atol=1e-30)
     torch.testing.assert_close(total, torch.nn.functional.softplus(z64).sum(), rtol=1e-7, atol=0)
+    assert torch.equal(scaled, sig * torch.tensor(1 / 3)) and torch.equal(again, total)
 
 
 @needs_compiler

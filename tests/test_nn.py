@@ -72,7 +72,10 @@ def _dense_references():
 @pytest.mark.parametrize("loss", [multinomial_nll, logistic_nll])
 @pytest.mark.parametrize("item_major", [False, True])
 @pytest.mark.parametrize("native", ["0", "1"])  # logistic_nll: torch's ops or one compiled pass
-def test_sparse_target_losses_match_dense_value_and_gradient(loss, item_major, native, monkeypatch):
+@pytest.mark.parametrize("weight", [1.0, 2.5])  # the compiled pass saves sigmoid / b for 1.0
+def test_sparse_target_losses_match_dense_value_and_gradient(
+    loss, item_major, native, weight, monkeypatch
+):
     # soft targets too (stacked Sw-dae reconstructs codes in [0, 1]); item-major logits are
     # what a SparseDecoder returns (a transposed view)
     monkeypatch.setenv("SKCFAE_NATIVE", native)
@@ -85,8 +88,8 @@ def test_sparse_target_losses_match_dense_value_and_gradient(loss, item_major, n
     value = loss(z, batch)
     expected = _dense_references()[loss](z_ref, batch.dense())
     torch.testing.assert_close(value, expected)
-    (2.5 * value).backward()
-    (2.5 * expected).backward()
+    (weight * value).backward()
+    (weight * expected).backward()
     torch.testing.assert_close(z.grad, z_ref.grad)
 
 

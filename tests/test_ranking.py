@@ -91,6 +91,16 @@ def ranking_batches(draw, max_users=6, max_items=10):
     return scores, sp.csr_array(seen.astype(np.float32)), k, items
 
 
+def test_topk_without_ties_and_with_one_tie_row():
+    """Distinct scores take the partition alone; one row tied at the k-th value does not."""
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((40, 500)).astype(np.float32)
+    scores[7, :] = np.round(scores[7, :])  # many ties across every boundary
+    for k in (1, 3, 100, 499, 500):
+        expected = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(topk_from_scores(scores, k), expected)
+
+
 @settings(max_examples=60, deadline=None)
 @given(ranking_batches())
 def test_topk_matches_stable_argsort(batch):

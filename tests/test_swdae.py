@@ -11,7 +11,7 @@ from sklearn.base import clone
 from skcfae.datasets import make_interactions
 from skcfae.models import FCDAE, SparseWideDAE, matching_width, weight_diagnostics
 from skcfae.nn import SparseRows, _native
-from skcfae.nn._sparse import SparseDecoder, SparseEncoder
+from skcfae.nn._sparse import SparseDecoder, SparseEncoder, _item_major
 
 FAST = dict(epochs=40, batch_size=100, learning_rate=1e-2, random_state=0, device="cpu")
 
@@ -118,6 +118,8 @@ def test_sparse_decoder_equals_masked_dense(n_users, kernels):
     out = layer(H)
     ref = H @ _dense(layer, pattern).T + layer.bias
     torch.testing.assert_close(out, ref)
+    # the bias is added last, as by a separate addition: the same to the bit
+    assert torch.equal(out, _item_major(layer.pattern, layer.values, H) + layer.bias)
     G = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
     got = torch.autograd.grad((out * G).sum(), [H, layer.values, layer.bias])
     want = torch.autograd.grad((ref * G).sum(), [H, layer.values, layer.bias])

@@ -63,8 +63,8 @@ class _LogisticNLL(torch.autograd.Function):
     memory layout (a sparse decoder returns item-major logits; mixing them with a row-major
     dense target made ``binary_cross_entropy_with_logits`` the slowest op of a Sw-dae step).
     Backward is ``(sigmoid(z) - x) / b``: one sigmoid and a sparse subtraction. With the
-    compiled kernels (float32 on the CPU) forward computes the softplus sum and the sigmoid in
-    one pass (``_native.logistic``), and backward scales the saved sigmoid in place.
+    compiled kernels (float32 on the CPU) forward computes the softplus sum and the sigmoid,
+    already divided by b, in one pass (``_native.logistic``), and backward uses it as it is.
     """
 
     @staticmethod
@@ -73,7 +73,9 @@ class _LogisticNLL(torch.autograd.Function):
     ) -> Tensor:
         b = logits.shape[0]
         observed = (logits[row_of, cols] * vals).sum()
-        fused = _native.logistic(logits) if _native.available(logits) else None
+        # the compiled pass saves sigmoid(z) / b (in float32, as backward's grad / b)
+        inv_b = float(torch.tensor(1.0) / b)
+        fused = _native.logistic(logits, inv_b) if _native.available(logits) else None
         ctx.sigmoid = fused is not None
         if fused is None:
             ctx.save_for_backward(logits, row_of, cols, vals)
@@ -86,7 +88,10 @@ class _LogisticNLL(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
         saved, row_of, cols, vals = ctx.saved_tensors
         scale = grad / saved.shape[0]
-        out = (saved if ctx.sigmoid else torch.sigmoid(saved)).mul_(scale)
+        if ctx.sigmoid:  # sigmoid(z) / b: scaled already where the loss is not weighted
+            out = saved if bool(grad == 1.0) else saved.mul_(grad)
+        else:
+            out = torch.sigmoid(saved).mul_(scale)
         out.index_put_((row_of, cols), -vals * scale, accumulate=True)
         return out, None, None, None
 

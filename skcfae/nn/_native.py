@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 _SOURCE = Path(__file__).with_name("_kernels.c")
-_VERSION = 1
+_VERSION = 2
 TILE = 32  #: users per tile, as in _kernels.c
 _lock = threading.Lock()
 _state: dict[str, Any] = {}
@@ -59,11 +59,11 @@ _INT = ctypes.c_int
 _I64 = ctypes.c_int64
 _PTR = ctypes.c_void_p
 _SIGNATURES = {
-    "skcfae_item_major": [_INT, _PTR, _I64, _I64, _I64] + [_PTR] * 5,
+    "skcfae_item_major": [_INT, _PTR, _I64, _I64, _I64] + [_PTR] * 6,
     "skcfae_neuron_side": [_INT, _PTR, _I64, _I64, _I64] + [_PTR] * 6 + [_I64, _PTR],
     "skcfae_sparse_rows": [_INT, _PTR, _I64] + [_PTR] * 8,
     "skcfae_sparse_rows_grad": [_INT, _PTR, _I64, _I64] + [_PTR] * 8,
-    "skcfae_logistic": [_INT, _PTR, _PTR, _PTR, _PTR],
+    "skcfae_logistic": [_INT, _PTR, _PTR, ctypes.c_float, _PTR, _PTR],
 }
 
 
@@ -217,9 +217,10 @@ def _rows(x: Tensor) -> Tensor:
     return xt if xt.stride(1) == 1 else xt.contiguous()
 
 
-def item_major(p: Any, w: Tensor, h: Tensor) -> Tensor:
-    """``h Wᵀ`` (b, n_items) for dense h (b, K): item i sums w[c] h[:, cols[c]]. The result is
-    the transpose of a row-major (n_items, b) tensor (the layout of ``_sparse._bags``)."""
+def item_major(p: Any, w: Tensor, h: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``h Wᵀ`` (b, n_items) for dense h (b, K), plus ``bias`` (n_items,) when given: item i
+    sums w[c] h[:, cols[c]]. The result is the transpose of a row-major (n_items, b) tensor
+    (the layout of ``_sparse._bags``)."""
     b = h.shape[0]
     src = to_tiles(h)
     out = torch.empty(p.n_items, b, dtype=h.dtype)
@@ -233,6 +234,7 @@ def item_major(p: Any, w: Tensor, h: Tensor) -> Tensor:
         _ptr(p.indptr),
         _ptr(p.cols),
         _ptr(w),
+        _ptr(bias),
         _ptr(src),
         _ptr(out),
     )
@@ -303,7 +305,7 @@ def sparse_rows_grad(
     p: Any, offsets: Tensor, counts: Tensor, items: Tensor, vals: Tensor, grad_h: Tensor
 ) -> Tensor:
     """The connection gradient of :func:`sparse_rows` for the output gradient grad_h."""
-    grad = torch.zeros(p.nnz)
+    grad = torch.empty(p.nnz)  # zeroed by the kernel, range by range
     n, cuts = _item_ranges(p, _threads(_scatter_work(p, items)))
     library().skcfae_sparse_rows_grad(  # type: ignore[union-attr]
         n,
@@ -322,9 +324,11 @@ def sparse_rows_grad(
     return grad
 
 
-def logistic(z: Tensor) -> tuple[Tensor, Tensor] | None:
-    """``(sigmoid(z), Σ softplus(z))`` in one pass (the sum a float64 scalar tensor), for z
-    whose elements lie contiguously in row- or column-major order; None for other layouts."""
+def logistic(z: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor] | None:
+    """``(sigmoid(z) * scale, Σ softplus(z))`` in one pass (the sum a float64 scalar tensor),
+    for z whose elements lie contiguously in row- or column-major order; None for other
+    layouts. The product is rounded once, as ``torch.sigmoid(z).mul_(scale)`` for a float32
+    scale."""
     flat = z if z.is_contiguous() else z.t()
     if not flat.is_contiguous():
         return None
@@ -334,6 +338,6 @@ def logistic(z: Tensor) -> tuple[Tensor, Tensor] | None:
     n, cuts = _cuts([size * t // n_threads // 8 * 8 for t in range(n_threads)] + [size])
     sums = torch.zeros(n, dtype=torch.float64)
     library().skcfae_logistic(  # type: ignore[union-attr]
-        n, cuts.data_ptr(), _ptr(flat), _ptr(sig), _ptr(sums)
+        n, cuts.data_ptr(), _ptr(flat), scale, _ptr(sig), _ptr(sums)
     )
     return (sig if flat is z else sig.t()), sums.sum()
