@@ -25,7 +25,10 @@ This module imports numpy, scipy and scikit-learn only, never torch.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 from typing import Any, Literal, overload
 
@@ -146,6 +149,44 @@ def topk_from_scores(scores: np.ndarray, k: int) -> np.ndarray:
             "scores contain NaN, so items cannot be ranked; the model may have diverged "
             "(try a lower learning rate)."
         )
+    n_threads = min(_threads(), n_users) if scores.size >= _PARALLEL_ABOVE else 1
+    if n_threads == 1:
+        return _topk_rows(scores, k)
+    # rows are ranked independently: slices of them in threads (numpy's partition and
+    # comparisons release the GIL), 8.4 -> 4.6 ms for 128 x 20,108 scores on 2 cores
+    bounds = np.linspace(0, n_users, n_threads + 1).astype(int).tolist()
+    parts = _pool().map(lambda lo, hi: _topk_rows(scores[lo:hi], k), bounds[:-1], bounds[1:])
+    return np.concatenate(list(parts))
+
+
+#: Scores in a block below which one thread ranks it (a thread's start costs more).
+_PARALLEL_ABOVE = 1 << 20
+_pool_lock = threading.Lock()
+_pools: list[ThreadPoolExecutor] = []
+if hasattr(os, "register_at_fork"):  # a forked child has none of the pool's threads
+    os.register_at_fork(after_in_child=_pools.clear)
+
+
+def _threads() -> int:
+    """Threads for ranking: the CPUs this process may use, at most ``OMP_NUM_THREADS`` (set
+    by joblib in its workers, so that parallel searches do not oversubscribe)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        n = min(n or 1, int(limit))
+    return max(1, n or 1)
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _pool_lock:
+        if not _pools:
+            _pools.append(ThreadPoolExecutor(_threads(), thread_name_prefix="skcfae-topk"))
+        return _pools[0]
+
+
+def _topk_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """:func:`topk_from_scores` of a row-major block without NaN."""
+    n_items = scores.shape[1]
     # the k largest of each row (argpartition: ties at the k-th value placed arbitrarily);
     # where no other item equals the k-th value, they are the only choice
     cols = np.argpartition(scores, n_items - k, axis=1)[:, n_items - k :]

@@ -388,3 +388,24 @@ def test_recommend_validated_matches_recommend():
     np.testing.assert_array_equal(recommend_validated(model, Xv, 4), model.recommend(X, n=4))
     with pytest.raises(ValueError, match="items but Linear was fitted on 12"):
         recommend_validated(model, sp.csr_array((2, 13), dtype=np.float32), 4)
+
+
+def test_topk_of_a_large_block_is_ranked_in_threads_with_the_same_result(monkeypatch):
+    """Above the size where slices of rows go to threads, the result is unchanged."""
+    from skcfae import _ranking
+
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.standard_normal((37, 3000)), 1).astype(np.float32)  # ties too
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :50]
+    monkeypatch.setattr(_ranking, "_PARALLEL_ABOVE", 1)
+    monkeypatch.setattr(_ranking, "_threads", lambda: 3)
+    np.testing.assert_array_equal(topk_from_scores(scores, 50), expected)
+
+
+def test_ranking_threads_follow_omp_num_threads(monkeypatch):
+    from skcfae import _ranking
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert _ranking._threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert _ranking._threads() >= 1
