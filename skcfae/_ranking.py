@@ -211,6 +211,7 @@ def rank_batch(
     *,
     exclude_seen: bool = True,
     items: np.ndarray | None = None,
+    overwrite_scores: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``n`` items of one batch of users and their scores: the single top-k path.
 
@@ -233,6 +234,9 @@ def rank_batch(
     items : ndarray of int64, optional
         Candidate items, ascending, without duplicates (as returned by
         :func:`skcfae._validation.check_items`); None ranks every item.
+    overwrite_scores : bool, default=False
+        Mask the seen items in ``scores`` itself where it is a row-major float32 array (the
+        caller's fresh block), instead of in a copy.
 
     Returns
     -------
@@ -242,7 +246,7 @@ def rank_batch(
         ``scores`` at ``top``, non-increasing along each row; ``-inf`` at the -1 places.
     """
     if items is None:
-        block = np.array(scores, dtype=np.float32, order="C")
+        block = np.array(scores, dtype=np.float32, order="C", copy=not overwrite_scores or None)
         if exclude_seen:
             rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
             block[rows, X.indices] = -np.inf
@@ -265,12 +269,18 @@ def rank_batch(
     return top, vals
 
 
-def topk_masked(scores: npt.ArrayLike, X: sp.csr_array, n: int, exclude_seen: bool) -> np.ndarray:
+def topk_masked(
+    scores: npt.ArrayLike,
+    X: sp.csr_array,
+    n: int,
+    exclude_seen: bool,
+    overwrite_scores: bool = False,
+) -> np.ndarray:
     """Top-``n`` columns of ``scores`` per row, seen items of X masked, -1 where none is left.
 
     :func:`rank_batch` without its scores, for the validation loops of the neural models.
     """
-    return rank_batch(scores, X, n, exclude_seen=exclude_seen)[0]
+    return rank_batch(scores, X, n, exclude_seen=exclude_seen, overwrite_scores=overwrite_scores)[0]
 
 
 # ---------------------------------------------------------------------------------------------

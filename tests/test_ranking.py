@@ -409,3 +409,14 @@ def test_ranking_threads_follow_omp_num_threads(monkeypatch):
     assert _ranking._threads() == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
     assert _ranking._threads() >= 1
+
+
+def test_rank_batch_may_mask_the_callers_block_in_place():
+    scores = np.array([[0.5, 0.9, 0.1], [0.2, 0.3, 0.8]], dtype=np.float32)
+    X = sp.csr_array(np.array([[0, 1, 0], [0, 0, 1]], dtype=np.float32))
+    expected = rank_batch(scores, X, 2)
+    assert scores[0, 1] == np.float32(0.9)  # a copy was masked
+    got = rank_batch(scores, X, 2, overwrite_scores=True)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert scores[0, 1] == -np.inf and scores[1, 2] == -np.inf

@@ -460,7 +460,8 @@ class NeuralRecommender(RecommenderMixin, BaseEstimator):
         def ndcg(module: nn.Module) -> float:
             parts = []
             for rows, Xb in iter_row_batches(fold_in, self._batch_users()):
-                top = topk_masked(self._module_scores(module, Xb), Xb, k, True)
+                scores = self._module_scores(module, Xb)  # a fresh block: masked in place
+                top = topk_masked(scores, Xb, k, True, overwrite_scores=True)
                 parts.append(ndcg_from_topk(top, holdout[rows], k))
             return float(np.nanmean(np.concatenate(parts)))
 
