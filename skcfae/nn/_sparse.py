@@ -26,7 +26,7 @@ the three decoder products take 0.17-0.24x the time of the dense layer's GEMMs c
 0.25-0.31x as embedding bags and SDDMM, 0.46-0.52x with torch CSR ``sparse.mm`` (MKL on CPU;
 its transposed product for the backward pass is slow); a whole epoch 0.26-0.32x the FC
 network's compiled, 0.40-0.45x with the torch kernels (runs on different days, AVX2), and
-0.29-0.32x compiled on a CPU with AVX-512, whose dense GEMMs run 2.3-3x faster. A gather
+0.30-0.32x compiled on a CPU with AVX-512, whose dense GEMMs run 2.3-3x faster. A gather
 over the R neighbours of each item (a b x n_items x R intermediate) is 50x slower.
 Block-sparse tiles after sorting items by group were judged by their work first: the
 learned groups overlap too loosely (a block of 16 items already spans 3.8x more neurons per
