@@ -274,7 +274,8 @@ static void sparse_rows(int64_t lo, int64_t hi, int64_t K, const int64_t *indptr
 /* Its connection gradient: grad[c] = sum of x * gh[r, cols[c]] over the stored entries
  * (r, i, x) whose item i lies in [lo, hi) (so that threads given disjoint item ranges write
  * disjoint connections), zero for the items of no entry. gh: (n_rows, K); grad: (nnz,),
- * zeroed here, range by range (a separate fill of the nnz floats took a fifth as long). */
+ * zeroed here, range by range (torch's fill of the 2,010,800 floats of ML-20M's shape
+ * took 0.45 ms a batch, on one thread). */
 static void sparse_rows_grad(int64_t lo, int64_t hi, int64_t n_rows, int64_t K,
                              const int64_t *indptr, const int64_t *cols, const int64_t *offsets,
                              const int64_t *counts, const int64_t *items, const float *vals,
