@@ -53,7 +53,7 @@ def auto_K(n_items: int) -> int:
     found Sw-dae better the wider it was. 2000 beat 1000 on the validation users of all 5
     ml-1m splits and tied on lastfm-2k; on ml-latest-small (488 training users) it lost on
     split 0, 0.364 vs 0.370 (``benchmarks/results/defaults.md``). The cap keeps a default
-    fit on ml-1m under a minute on 2 cores (40 s; 71 s on a slower machine). Two thirds of
+    fit on ml-1m under a minute on 2 cores (35 s; 71 s on a slower machine). Two thirds of
     the items leaves 1.5 items per k-means cluster on small catalogues, where K cannot exceed
     the items (ml-100k's 1,682 items: K = 1121).
     """

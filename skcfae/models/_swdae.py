@@ -264,7 +264,7 @@ class SparseWideDAE(_WideDAE):
     On the sparse synthetic set (5,000 users x 17,000 items, 0.2% dense, one split) the
     default scored 0.3057, learning rate 1e-2 0.3040, Mult-DAE 0.2801 and ``EASE()``
     0.3160: on such sparse data EASE stays ahead. A default fit on the ml-1m training users
-    took 40 s on 2 cores (53 epochs; ``MultDAE()`` 58 s, ``EASE()`` 9 s in the same run), 71 s
+    took 35 s on 2 cores (53 epochs; ``MultDAE()`` 50 s, ``EASE()`` 9 s in the same run), 71 s
     on a slower machine (``MultDAE()`` 91 s; there the default at 1e-2 took 64.7 s, 47
     epochs), and 3-7 minutes on lastfm-2k (1 thread, shared cores).
     Pass ``learning_rate=1e-2`` for the earlier default, ``K=1000, n_lr_decays=0,
