@@ -246,7 +246,9 @@ def rank_batch(
         ``scores`` at ``top``, non-increasing along each row; ``-inf`` at the -1 places.
     """
     if items is None:
-        block = np.array(scores, dtype=np.float32, order="C", copy=not overwrite_scores or None)
+        block = np.array(
+            scores, dtype=np.float32, order="C", copy=None if overwrite_scores else True
+        )
         if exclude_seen:
             rows = np.repeat(np.arange(X.shape[0]), np.diff(X.indptr))
             block[rows, X.indices] = -np.inf

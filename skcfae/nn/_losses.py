@@ -73,9 +73,9 @@ class _LogisticNLL(torch.autograd.Function):
     ) -> Tensor:
         b = logits.shape[0]
         observed = (logits[row_of, cols] * vals).sum()
-        # the compiled pass saves sigmoid(z) / b (in float32, as backward's grad / b)
-        inv_b = float(torch.tensor(1.0) / b)
-        fused = _native.logistic(logits, inv_b) if _native.available(logits) else None
+        fused = None
+        if _native.available(logits):  # saves sigmoid(z) / b, 1 / b in float32 as grad / b
+            fused = _native.logistic(logits, float(torch.tensor(1.0) / b))
         ctx.sigmoid = fused is not None
         if fused is None:
             ctx.save_for_backward(logits, row_of, cols, vals)
